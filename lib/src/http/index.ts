@@ -1,0 +1,42 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+
+export interface HealthState {
+  /** Ready to take work: connected and set up, not shutting down. */
+  ready(): boolean;
+  /** Alive: the process works at all. */
+  live(): boolean;
+  details?(): Record<string, unknown>;
+}
+
+/**
+ * The operational surface every service exposes: `/healthz`, `/readyz`, `/metrics`.
+ * Services with an API (the gateway) register these routes on their own server instead.
+ */
+export function registerHealthRoutes(app: FastifyInstance, health: HealthState, registry: Registry): void {
+  app.get('/healthz', async (_req, reply) => reply.code(health.live() ? 200 : 503).send({ ok: health.live() }));
+  app.get('/readyz', async (_req, reply) => {
+    const ready = health.ready();
+    return reply.code(ready ? 200 : 503).send({ ready, ...health.details?.() });
+  });
+  app.get('/metrics', async (_req, reply) =>
+    reply.header('content-type', registry.contentType).send(await registry.metrics()),
+  );
+}
+
+export async function startHealthServer(opts: {
+  port: number;
+  host?: string;
+  health: HealthState;
+  registry: Registry;
+  log: Logger;
+}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.log.child({ component: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+  });
+  registerHealthRoutes(app, opts.health, opts.registry);
+  await app.listen({ port: opts.port, host: opts.host ?? '0.0.0.0' });
+  return app;
+}

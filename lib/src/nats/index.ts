@@ -1,0 +1,25 @@
+export { type ConnectOptions, connectNats, type NatsConnection, NatsUnavailableError } from './connect.ts';
+export {
+  type Consumption,
+  consume,
+  type ConsumeOptions,
+  type Handler,
+  type HandlerContext,
+  retryDelay,
+} from './consume.ts';
+export { type DeadLetterReason, DeadLetterNotFoundError, deadLetter, replayDeadLetter } from './dead-letter.ts';
+export {
+  consumerConfig,
+  ensureConsumer,
+  ensureKv,
+  ensureObjectStore,
+  ensureStream,
+  type ProvisionOutcome,
+  type ProvisionReport,
+  provision,
+  type Resources,
+  streamConfig,
+} from './provision.ts';
+export { messageHeaders, publish, publishCore, type PublishOptions } from './publish.ts';
+export { allResources } from './resources.ts';
+export { childTraceparent } from './trace.ts';

@@ -1,0 +1,202 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { kvBuckets } from '@ppc/proto';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { type ConfigOf, type EnvSpec, loadConfig } from '../config/index.ts';
+import { ConfigError } from '../errors/index.ts';
+import { startHealthServer } from '../http/index.ts';
+import { createLogger } from '../log/index.ts';
+import { connectNats, type NatsConnection } from '../nats/connect.ts';
+import type { Consumption } from '../nats/consume.ts';
+import { provision, type Resources } from '../nats/provision.ts';
+import type { baseEnv } from './env.ts';
+import { startHeartbeat } from './heartbeat.ts';
+
+export { baseEnv, databaseEnv, regionEnv } from './env.ts';
+export { heartbeatKey, startHeartbeat } from './heartbeat.ts';
+
+type BaseSpec = ReturnType<typeof baseEnv>;
+
+export interface ServiceContext<C> {
+  name: string;
+  config: C;
+  log: Logger;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  metrics: Registry;
+  instanceId: string;
+  region: string;
+  version: string;
+  /** Run on shutdown, in reverse order of registration. */
+  onStop(fn: () => Promise<void> | void): void;
+  /** Consumers whose in-flight work shows in the heartbeat and is handed back on shutdown. */
+  track(c: Consumption): Consumption;
+}
+
+export interface ServiceDefinition<S extends EnvSpec & BaseSpec> {
+  name: string;
+  env: S;
+  /** Streams, consumers and buckets this service needs; created or updated at start. */
+  resources?(config: ConfigOf<S>): Resources;
+  start(ctx: ServiceContext<ConfigOf<S>>): Promise<{ details?(): Record<string, unknown> } | undefined>;
+}
+
+export interface RunningService<C> {
+  ctx: ServiceContext<C>;
+  http: FastifyInstance;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export const VERSION: string = (() => {
+  try {
+    return JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+/** How long in-flight work may take to finish on SIGTERM before it is handed back. */
+const SHUTDOWN_GRACE_MS = 7000;
+
+function newInstanceId(service: string): string {
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_-]/g, '-')
+    .slice(0, 40);
+  return `${service}-${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Boots a service the same way every time: validated config, logger, NATS, provisioning, health
+ * server, heartbeat; then the service's own `start`. SIGTERM/SIGINT shut it down gracefully.
+ */
+export async function runService<S extends EnvSpec & BaseSpec>(
+  def: ServiceDefinition<S>,
+  opts: { env?: Record<string, string | undefined>; handleSignals?: boolean } = {},
+): Promise<RunningService<ConfigOf<S>>> {
+  const config = loadConfig(def.env, opts.env ?? process.env);
+  const base = config as unknown as ConfigOf<BaseSpec> & { region?: string };
+  const instanceId = base.instanceId || newInstanceId(def.name);
+  const log = createLogger({ service: def.name, instanceId, level: base.logLevel });
+  const metrics = new Registry();
+  metrics.setDefaultLabels({ service: def.name });
+  collectDefaultMetrics({ register: metrics });
+
+  let started = false;
+  let stopping = false;
+  let connected = true;
+  const stopHooks: Array<() => Promise<void> | void> = [];
+  const consumptions: Consumption[] = [];
+  let details: (() => Record<string, unknown>) | undefined;
+
+  const nc = await connectNats({ servers: base.natsUrl, name: instanceId, log });
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') connected = false;
+      if (s.type === 'reconnect') connected = true;
+    }
+  })();
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const resources = def.resources?.(config) ?? {};
+  const report = await provision(nc, jsm, {
+    ...resources,
+    kv: [kvBuckets.workers, ...(resources.kv ?? []).filter((k) => k.bucket !== kvBuckets.workers.bucket)],
+  });
+  log.debug({ provisioned: report }, 'resources provisioned');
+
+  const ready = () => started && !stopping && connected && !nc.isClosed();
+  const inFlight = () => consumptions.reduce((n, c) => n + c.inFlight(), 0);
+  const http = await startHealthServer({
+    port: base.port,
+    log,
+    registry: metrics,
+    health: { ready, live: () => !nc.isClosed() || stopping, details: () => ({ instanceId, inFlight: inFlight() }) },
+  });
+  const address = http.server.address();
+  const port = typeof address === 'object' && address ? address.port : base.port;
+
+  const ctx: ServiceContext<ConfigOf<S>> = {
+    name: def.name,
+    config,
+    log,
+    nc,
+    js,
+    jsm,
+    metrics,
+    instanceId,
+    region: base.region ?? 'local',
+    version: VERSION,
+    onStop: (fn) => stopHooks.push(fn),
+    track: (c) => {
+      consumptions.push(c);
+      return c;
+    },
+  };
+
+  const heartbeat = await startHeartbeat(
+    nc,
+    {
+      service: def.name,
+      instanceId,
+      region: ctx.region,
+      version: VERSION,
+      startedAt: new Date().toISOString(),
+      inFlight,
+      ready,
+      details: () => details?.() ?? {},
+    },
+    log,
+  );
+
+  const result = await def.start(ctx);
+  if (result?.details) details = result.details;
+  started = true;
+  await heartbeat.beat();
+  log.info({ port, region: ctx.region, version: VERSION }, `${def.name} ready`);
+
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      stopping = true;
+      log.info('shutting down');
+      await Promise.all(consumptions.map((c) => c.stop(SHUTDOWN_GRACE_MS)));
+      for (const fn of stopHooks.reverse()) {
+        await Promise.resolve(fn()).catch((err) => log.error({ err }, 'stop hook failed'));
+      }
+      await heartbeat.stop();
+      await nc.drain().catch(() => {});
+      await http.close();
+      log.info('stopped');
+    })());
+
+  if (opts.handleSignals ?? true) {
+    const onSignal = (signal: string) => {
+      log.info({ signal }, 'signal received');
+      void stop().then(
+        () => process.exit(0),
+        (err) => {
+          log.error({ err }, 'unclean shutdown');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+  return { ctx, http, port, stop };
+}
+
+/** Entry-point wrapper: a bad config or an unreachable NATS ends the process with a clear message and code 1. */
+export function main<S extends EnvSpec & BaseSpec>(def: ServiceDefinition<S>): void {
+  runService(def).catch((err: unknown) => {
+    const msg = err instanceof ConfigError ? `configuration error: ${err.message}` : (err as Error).message;
+    process.stderr.write(`${def.name}: ${msg}\n`);
+    process.exit(1);
+  });
+}

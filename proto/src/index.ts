@@ -1,0 +1,5 @@
+export * from './messages.ts';
+export * from './resources.ts';
+export * from './schemas.ts';
+export * from './subjects.ts';
+export { InvalidTokenError, TOKEN_PATTERN, token } from './tokens.ts';
