@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 
@@ -25,6 +25,16 @@ export function registerHealthRoutes(app: FastifyInstance, health: HealthState, 
   );
 }
 
+/** A fastify app with the health routes, not yet listening, so a service can add its own routes first. */
+export function createHttpApp(opts: { health: HealthState; registry: Registry; log: Logger }): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.log.child({ component: 'http' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  registerHealthRoutes(app, opts.health, opts.registry);
+  return app;
+}
+
 export async function startHealthServer(opts: {
   port: number;
   host?: string;
@@ -32,11 +42,7 @@ export async function startHealthServer(opts: {
   registry: Registry;
   log: Logger;
 }): Promise<FastifyInstance> {
-  const app = Fastify({
-    loggerInstance: opts.log.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
-  });
-  registerHealthRoutes(app, opts.health, opts.registry);
+  const app = createHttpApp(opts);
   await app.listen({ port: opts.port, host: opts.host ?? '0.0.0.0' });
   return app;
 }

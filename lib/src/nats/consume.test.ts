@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PermanentError, RetryableError } from '../errors/index.ts';
 import { uniqueName, waitFor } from '../testing/index.ts';
 import { connectNats } from './connect.ts';
-import { consume } from './consume.ts';
+import { consume, termRemoves, watchMaxDeliveries } from './consume.ts';
 import { testResources } from './fixtures/test-messages.ts';
 import { ensureStream, provision } from './provision.ts';
 import { publish } from './publish.ts';
@@ -261,19 +261,11 @@ describe('consume', () => {
 
   it('redelivers a message whose consumer process was killed with SIGKILL mid-handler, and it completes once', async () => {
     const r = await setup({ ackWaitMs: 1500 });
-    const child = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/consumer-process.ts', import.meta.url))], {
-      env: { ...process.env, NATS_URL: inject('natsUrl'), TEST_STREAM: r.stream.name, TEST_OVERRIDES: '{"ackWaitMs":1500}' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    await waitFor(() => out.includes('ready'), { what: 'fixture consumer ready' });
+    const child = startFixtureConsumer(r.stream.name, '{"ackWaitMs":1500}');
+    await waitFor(() => child.out().includes('ready'), { what: 'fixture consumer ready' });
     await publish(js, r.Task, { id: 'crash', n: 1 });
-    await waitFor(() => out.includes('started crash 1'), { what: 'fixture started the task' });
-    child.kill('SIGKILL');
-    await new Promise((res) => child.once('exit', res));
+    await waitFor(() => child.out().includes('started crash 1'), { what: 'fixture started the task' });
+    await child.kill();
 
     const completions: number[] = [];
     const c = await consume(
@@ -292,50 +284,57 @@ describe('consume', () => {
     expect(completions).toEqual([2]);
   });
 
-  it('moves a message the server stopped redelivering (crashed every time) to the dead-letter stream', async () => {
+  it('moves a message the server stopped redelivering (its consumer crashed every time) to the dead-letter stream', async () => {
     const r = await setup({ ackWaitMs: 1000, maxDeliver: 2 });
-    let calls = 0;
-    // A handler that "hangs" without working(): simulate by a consumer whose handler never returns
-    // and a tiny ack wait; the working() timer is what we disable here by never acking and killing the process.
-    const child = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/consumer-process.ts', import.meta.url))], {
-      env: {
-        ...process.env,
-        NATS_URL: inject('natsUrl'),
-        TEST_STREAM: r.stream.name,
-        TEST_OVERRIDES: '{"ackWaitMs":1000,"maxDeliver":2}',
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    await waitFor(() => out.includes('ready'), { what: 'fixture ready' });
-    const watcher = await consume(js, r.consumer, [r.Task], async () => void calls++, {
-      concurrency: 1,
-      watchMaxDeliveries: { nc, jsm },
-    });
-    await watcher.stop(0); // keep only the advisory watcher's effect out of the way
+    const watcher = watchMaxDeliveries(js, nc, jsm, r.consumer);
+    await nc.flush();
     await publish(js, r.Task, { id: 'doomed', n: 1 });
-    await waitFor(() => out.includes('started doomed 1'), { what: 'first delivery' });
-    child.kill('SIGKILL');
-    await new Promise((res) => child.once('exit', res));
-    const c = await consume(
-      js,
-      r.consumer,
-      [r.Task],
-      async (_b, ctx) => {
-        calls++;
-        // Second and last delivery also "crashes": never returns, and we stop without handing back.
-        await new Promise((res) => ctx.signal.addEventListener('abort', res));
-        throw new Error('crashed');
-      },
-      { concurrency: 1, watchMaxDeliveries: { nc, jsm } },
-    );
-    await waitFor(() => calls === 1, { what: 'second delivery' });
+    for (const attempt of [1, 2]) {
+      const child = startFixtureConsumer(r.stream.name, '{"ackWaitMs":1000,"maxDeliver":2}');
+      await waitFor(() => child.out().includes(`started doomed ${attempt}`), { what: `delivery ${attempt}` });
+      await child.kill();
+    }
+    // The server notices max deliveries (and advises) only when some consumer is pulling.
+    let calls = 0;
+    const survivor = await consume(js, r.consumer, [r.Task], async () => void calls++, { concurrency: 1 });
     const dl = await waitFor(() => deadLetterFor(r.subject), { what: 'max-deliveries dead letter', timeoutMs: 15_000 });
-    expect(dl.header.get(headers.dlqReason)).toMatch(/not acknowledged after 2 deliveries/);
+    watcher.unsubscribe();
+    await survivor.stop();
+    expect(calls).toBe(0);
+    expect(dl.header.get(headers.dlqReason)).toBe(
+      'not acknowledged after 2 deliveries (handler crashed or timed out)',
+    );
+    expect(JSON.parse(new TextDecoder().decode(dl.data))).toEqual({ id: 'doomed', n: 1 });
     await waitFor(async () => (await pendingIn(r.stream.name)) === 0, { what: 'removed from work queue' });
-    await c.stop(0);
+  });
+});
+
+/** A consumer in its own process that starts every task and never finishes it. */
+function startFixtureConsumer(stream: string, overrides: string) {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/consumer-process.ts', import.meta.url))], {
+    env: { ...process.env, NATS_URL: inject('natsUrl'), TEST_STREAM: stream, TEST_OVERRIDES: overrides },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  return {
+    out: () => out,
+    async kill() {
+      const exited = new Promise((res) => child.once('exit', res));
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+describe('termRemoves', () => {
+  it('uses term from nats-server 2.10 on, where a terminated message leaves a work queue', () => {
+    expect(termRemoves('2.9.10')).toBe(false);
+    expect(termRemoves('2.10.0')).toBe(true);
+    expect(termRemoves('2.12.1')).toBe(true);
+    expect(termRemoves('3.0.0')).toBe(true);
+    expect(termRemoves(undefined)).toBe(false);
   });
 });

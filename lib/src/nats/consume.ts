@@ -35,6 +35,8 @@ export interface ConsumeOptions<D extends MessageDef> {
   pullExpiresMs?: number;
   /** Copy messages the server stops redelivering (handler crashed on every attempt) to the DLQ. */
   watchMaxDeliveries?: { nc: NatsConnection; jsm: JetStreamManager };
+  /** The server's version (`nc.info.version`); decides how a given-up message is ended. */
+  serverVersion?: string;
 }
 
 export interface Consumption {
@@ -44,6 +46,16 @@ export interface Consumption {
 }
 
 const decoder = new TextDecoder();
+
+/**
+ * Ends a message we have given up on (recorded as failed or dead-lettered) with a term; but
+ * nats-server 2.9 (Debian 12's package) keeps terminated messages in a work-queue stream forever,
+ * so there an ack stands in for it.
+ */
+export function termRemoves(serverVersion: string | undefined): boolean {
+  const [major = 0, minor = 0] = (serverVersion ?? '').split('.').map(Number);
+  return major > 2 || (major === 2 && minor >= 10);
+}
 
 /** Wakes every waiter at once; a waiter may give up after a timeout. */
 class Notifier {
@@ -133,6 +145,9 @@ export async function consume<const Defs extends readonly MessageDef[]>(
   const metrics = opts.metrics ? metricsFor(opts.metrics) : undefined;
   const consumer: Consumer = await js.consumers.get(spec.stream, spec.durable);
   const workingEveryMs = Math.max(100, Math.floor(spec.ackWaitMs / 3));
+  // The client keeps its connection on a field the public interface leaves out.
+  const useTerm = termRemoves(opts.serverVersion ?? (js as { nc?: NatsConnection }).nc?.info?.version);
+  const settle = (m: JsMsg, reason: string) => (useTerm ? m.term(reason.slice(0, 200)) : m.ack());
 
   let stopping = false;
   let batch: ConsumerMessages | undefined;
@@ -150,7 +165,7 @@ export async function consume<const Defs extends readonly MessageDef[]>(
       streamSeq: m.seq,
       deliveries: m.info.deliveryCount,
     });
-    m.term(reason.slice(0, 200));
+    settle(m, reason);
   };
 
   async function handle(m: JsMsg): Promise<void> {
@@ -218,7 +233,7 @@ export async function consume<const Defs extends readonly MessageDef[]>(
           return;
         }
         if (permanent) {
-          m.term((err as Error).message?.slice(0, 200));
+          settle(m, String((err as Error)?.message ?? err));
           count(type, 'term');
         } else {
           await dlq(m, `failed on last attempt ${ctx.deliveryCount}/${spec.maxDeliver}: ${(err as Error).message}`);
@@ -294,7 +309,7 @@ export async function consume<const Defs extends readonly MessageDef[]>(
  * A message whose handler crashed on every attempt is no longer delivered but stays in the work
  * queue; the server's MAX_DELIVERIES advisory tells us, and we move it to the dead-letter stream.
  */
-function watchMaxDeliveries(
+export function watchMaxDeliveries(
   js: JetStreamClient,
   nc: NatsConnection,
   jsm: JetStreamManager,

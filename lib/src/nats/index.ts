@@ -6,6 +6,7 @@ export {
   type Handler,
   type HandlerContext,
   retryDelay,
+  watchMaxDeliveries,
 } from './consume.ts';
 export { type DeadLetterReason, DeadLetterNotFoundError, deadLetter, replayDeadLetter } from './dead-letter.ts';
 export {

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { type ConfigOf, type EnvSpec, loadConfig } from '../config/index.ts';
 import { ConfigError } from '../errors/index.ts';
-import { startHealthServer } from '../http/index.ts';
+import { createHttpApp } from '../http/index.ts';
 import { createLogger } from '../log/index.ts';
 import { connectNats, type NatsConnection } from '../nats/connect.ts';
 import type { Consumption } from '../nats/consume.ts';
@@ -16,6 +16,8 @@ import { provision, type Resources } from '../nats/provision.ts';
 import type { baseEnv } from './env.ts';
 import { startHeartbeat } from './heartbeat.ts';
 
+export { type AttachedConsumer, attachConsumer } from './attach.ts';
+export { connectDatabase, DatabaseUnavailableError } from './database.ts';
 export { baseEnv, databaseEnv, regionEnv } from './env.ts';
 export { heartbeatKey, startHeartbeat } from './heartbeat.ts';
 
@@ -29,6 +31,8 @@ export interface ServiceContext<C> {
   js: JetStreamClient;
   jsm: JetStreamManager;
   metrics: Registry;
+  /** The service's HTTP server; routes added during `start` are served once it returns. */
+  http: FastifyInstance;
   instanceId: string;
   region: string;
   version: string;
@@ -112,14 +116,11 @@ export async function runService<S extends EnvSpec & BaseSpec>(
 
   const ready = () => started && !stopping && connected && !nc.isClosed();
   const inFlight = () => consumptions.reduce((n, c) => n + c.inFlight(), 0);
-  const http = await startHealthServer({
-    port: base.port,
+  const http = createHttpApp({
     log,
     registry: metrics,
     health: { ready, live: () => !nc.isClosed() || stopping, details: () => ({ instanceId, inFlight: inFlight() }) },
   });
-  const address = http.server.address();
-  const port = typeof address === 'object' && address ? address.port : base.port;
 
   const ctx: ServiceContext<ConfigOf<S>> = {
     name: def.name,
@@ -129,6 +130,7 @@ export async function runService<S extends EnvSpec & BaseSpec>(
     js,
     jsm,
     metrics,
+    http,
     instanceId,
     region: base.region ?? 'local',
     version: VERSION,
@@ -156,6 +158,17 @@ export async function runService<S extends EnvSpec & BaseSpec>(
 
   const result = await def.start(ctx);
   if (result?.details) details = result.details;
+  try {
+    await http.listen({ port: base.port, host: '0.0.0.0' });
+  } catch (err) {
+    await heartbeat.stop();
+    await nc.close();
+    throw (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      ? new Error(`port ${base.port} (PORT, ${def.name}'s HTTP server) is already in use`)
+      : err;
+  }
+  const address = http.server.address();
+  const port = typeof address === 'object' && address ? address.port : base.port;
   started = true;
   await heartbeat.beat();
   log.info({ port, region: ctx.region, version: VERSION }, `${def.name} ready`);

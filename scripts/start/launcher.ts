@@ -1,0 +1,241 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { jetstreamManager } from '@nats-io/jetstream';
+import {
+  isPortFree,
+  type NatsServerHandle,
+  type PostgresHandle,
+  PortInUseError,
+  startNatsServer,
+  startPostgres,
+} from '@ppc/lib/infra';
+import { allResources, connectNats, provision } from '@ppc/lib/nats';
+import { formatLogLine } from './log-format.ts';
+
+export interface ServicePlan {
+  name: string;
+  port: number;
+  needsDatabase: boolean;
+  regional: boolean;
+}
+
+export interface LaunchPlan {
+  root: string;
+  dataDir: string;
+  nats: { port: number; monitorPort: number };
+  postgres: { port: number; database: string };
+  /** In start order; they stop in reverse. */
+  services: ServicePlan[];
+  regions: string[];
+  logLevel: string;
+  color: boolean;
+}
+
+/** Every port the mesh binds, shifted by `offset` so a second copy (or a test) can run beside the first. */
+export function planFor(env: NodeJS.ProcessEnv, root: string): LaunchPlan {
+  const raw = env.PPC_PORT_OFFSET ?? '0';
+  const offset = Number(raw);
+  if (!Number.isInteger(offset) || offset < 0 || offset > 50_000) {
+    throw new Error(`PPC_PORT_OFFSET: expected an integer from 0 to 50000, got ${JSON.stringify(raw)}`);
+  }
+  const at = (p: number) => p + offset;
+  return {
+    root,
+    dataDir: resolve(root, env.PPC_DATA_DIR ?? '.data'),
+    nats: { port: at(4222), monitorPort: at(8222) },
+    postgres: { port: at(54320), database: 'ppc' },
+    services: [
+      { name: 'system', regional: false, port: at(9103), needsDatabase: true },
+      { name: 'report-worker', regional: true, port: at(9101), needsDatabase: false },
+      { name: 'url-checker', regional: true, port: at(9102), needsDatabase: false },
+      { name: 'autoscaler', regional: false, port: at(9104), needsDatabase: false },
+      { name: 'clock', regional: false, port: at(9105), needsDatabase: false },
+      { name: 'gateway', regional: false, port: at(8080), needsDatabase: true },
+    ],
+    regions: ['local'],
+    logLevel: env.LOG_LEVEL ?? 'info',
+    color: env.NO_COLOR === undefined && (env.FORCE_COLOR !== undefined || Boolean(process.stdout.isTTY)),
+  };
+}
+
+const COLORS = [36, 35, 33, 32, 34, 96, 95, 93];
+const SERVICES_STOP_BUDGET_MS = 6000;
+
+/** Who listens on a port, from `ss`, when the machine can tell us. */
+function portOwner(port: number): string | undefined {
+  try {
+    const out = execFileSync('ss', ['-Htlnp', `sport = :${port}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const m = /users:\(\("([^"]+)",pid=(\d+)/.exec(out);
+    return m ? `${m[1]} (pid ${m[2]})` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function checkPorts(plan: LaunchPlan): Promise<void> {
+  const wanted = [
+    { port: plan.nats.port, wantedBy: 'nats-server (client port)' },
+    { port: plan.nats.monitorPort, wantedBy: 'nats-server (monitoring port)' },
+    { port: plan.postgres.port, wantedBy: 'PostgreSQL' },
+    ...plan.services.map((s) => ({ port: s.port, wantedBy: `the ${s.name} service` })),
+  ];
+  for (const w of wanted) {
+    if (await isPortFree(w.port, '0.0.0.0')) continue;
+    const owner = portOwner(w.port);
+    const err = new PortInUseError(w.port, w.wantedBy);
+    if (owner) err.message = `port ${w.port} is already in use by ${owner}; ${w.wantedBy} needs it.`;
+    throw err;
+  }
+}
+
+interface Running {
+  plan: ServicePlan;
+  child: ChildProcess;
+  exited: Promise<void>;
+}
+
+export class Launcher {
+  readonly plan: LaunchPlan;
+  #nats?: NatsServerHandle;
+  #pg?: PostgresHandle;
+  #running: Running[] = [];
+  #stopping = false;
+  #out: (line: string) => void;
+
+  constructor(plan: LaunchPlan, out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)) {
+    this.plan = plan;
+    this.#out = out;
+  }
+
+  #prefix(name: string, index: number): string {
+    const label = `[${name}]`.padEnd(16);
+    return this.plan.color ? `\x1b[${COLORS[index % COLORS.length]}m${label}\x1b[0m` : label;
+  }
+
+  log(line: string): void {
+    this.#out(`${this.#prefix('ppc', 7)}${line}`);
+  }
+
+  async start(): Promise<string> {
+    const { plan } = this;
+    await checkPorts(plan);
+    mkdirSync(plan.dataDir, { recursive: true });
+
+    this.log(`starting nats-server (JetStream in ${join(plan.dataDir, 'nats')})`);
+    const natsLog = this.#prefix('nats', 6);
+    this.#nats = await startNatsServer({
+      storeDir: join(plan.dataDir, 'nats'),
+      port: plan.nats.port,
+      monitorPort: plan.nats.monitorPort,
+      onLog: (l) => /\[(ERR|WRN|FTL)\]/.test(l) && this.#out(`${natsLog}${l}`),
+      detached: true,
+    });
+    this.log(`starting PostgreSQL (${join(plan.dataDir, 'pg')}, port ${plan.postgres.port})`);
+    const pgLog = this.#prefix('postgres', 6);
+    this.#pg = await startPostgres({
+      dataDir: join(plan.dataDir, 'pg'),
+      port: plan.postgres.port,
+      database: plan.postgres.database,
+      persistent: true,
+      onLog: (l) => /ERROR|FATAL|PANIC/.test(l) && this.#out(`${pgLog}${l}`),
+    });
+
+    const nc = await connectNats({ servers: this.#nats.url, name: 'ppc-launcher' });
+    try {
+      const report = await provision(nc, await jetstreamManager(nc), allResources(plan.regions));
+      this.log(`provisioned: ${summarise(report)}`);
+    } finally {
+      await nc.close();
+    }
+
+    plan.services.forEach((s, i) => this.#spawn(s, i));
+    await Promise.all(this.#running.map((r) => this.#waitReady(r)));
+    const gateway = plan.services.find((s) => s.name === 'gateway');
+    return `http://127.0.0.1:${gateway?.port ?? 8080}`;
+  }
+
+  #spawn(s: ServicePlan, index: number, restarts = 0): void {
+    const { plan } = this;
+    // Services refuse PPC_* variables they do not know, so they get only their own.
+    const inherited = Object.entries(process.env).filter(([k]) => !k.startsWith('PPC_'));
+    const env: NodeJS.ProcessEnv = {
+      ...Object.fromEntries(inherited),
+      NATS_URL: this.#nats!.url,
+      PORT: String(s.port),
+      LOG_LEVEL: plan.logLevel,
+    };
+    if (s.regional) env.PPC_REGION = plan.regions[0];
+    if (s.needsDatabase) env.DATABASE_URL = this.#pg!.url;
+    const child = spawn(process.execPath, [join(plan.root, 'services', s.name, 'src', 'main.ts')], {
+      cwd: plan.root,
+      env,
+      // Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops services in order.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const prefix = this.#prefix(s.name, index);
+    for (const stream of [child.stdout!, child.stderr!]) {
+      createInterface({ input: stream }).on('line', (l) => this.#out(`${prefix}${formatLogLine(l, plan.color)}`));
+    }
+    const exited = new Promise<void>((res) => child.once('exit', () => res()));
+    const running: Running = { plan: s, child, exited };
+    const slot = this.#running.findIndex((r) => r.plan.name === s.name);
+    if (slot >= 0) this.#running[slot] = running;
+    else this.#running.push(running);
+    child.once('exit', (code, signal) => {
+      if (this.#stopping) return;
+      const delay = Math.min(30_000, 1000 * 2 ** restarts);
+      this.log(`${s.name} exited (${signal ?? `code ${code}`}); restarting in ${delay / 1000} s`);
+      setTimeout(() => !this.#stopping && this.#spawn(s, index, restarts + 1), delay).unref();
+    });
+  }
+
+  async #waitReady(r: Running, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    void r.exited.then(() => {
+      exited = true;
+    });
+    while (Date.now() < deadline) {
+      if (exited) throw new Error(`${r.plan.name} exited before it was ready (its log is above)`);
+      try {
+        const res = await fetch(`http://127.0.0.1:${r.plan.port}/readyz`, { signal: AbortSignal.timeout(1000) });
+        if (res.ok) return;
+      } catch {}
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error(`${r.plan.name} was not ready within ${timeoutMs / 1000} s (http://127.0.0.1:${r.plan.port}/readyz)`);
+  }
+
+  /** Services in reverse start order, then nats-server, then PostgreSQL; whatever overstays is killed. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    const deadline = Date.now() + SERVICES_STOP_BUDGET_MS;
+    for (const r of [...this.#running].reverse()) {
+      if (r.child.exitCode !== null || r.child.signalCode !== null) continue;
+      r.child.kill('SIGTERM');
+      const left = deadline - Date.now();
+      if (left > 0) await Promise.race([r.exited, new Promise((res) => setTimeout(res, left))]);
+    }
+    for (const r of this.#running) {
+      if (r.child.exitCode === null && r.child.signalCode === null) {
+        this.log(`${r.plan.name} did not stop in time; killing it`);
+        r.child.kill('SIGKILL');
+        await r.exited;
+      }
+    }
+    await this.#nats?.stop();
+    await this.#pg?.stop();
+  }
+}
+
+function summarise(report: Record<string, string>): string {
+  const counts: Record<string, number> = {};
+  for (const outcome of Object.values(report)) counts[outcome] = (counts[outcome] ?? 0) + 1;
+  return Object.entries(counts)
+    .map(([k, v]) => `${v} ${k}`)
+    .join(', ');
+}

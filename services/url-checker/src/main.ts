@@ -1,0 +1,17 @@
+import { consumers } from '@ppc/proto';
+import { attachConsumer, baseEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
+
+const env = { ...baseEnv({ port: 9102 }), ...regionEnv };
+
+/** Checks landing URLs. Until the checker exists it binds to its consumer and leaves tasks queued. */
+export const urlChecker: ServiceDefinition<typeof env> = {
+  name: 'url-checker',
+  env,
+  resources: (config) => ({ consumers: [consumers.urlChecker(config.region)] }),
+  async start(ctx) {
+    const attached = await attachConsumer(ctx.jsm, consumers.urlChecker(ctx.config.region));
+    return { details: () => ({ consumer: attached.durable, handling: false }) };
+  },
+};
+
+if (import.meta.main) main(urlChecker);
