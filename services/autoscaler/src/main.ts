@@ -1,4 +1,4 @@
-import { consumers } from '@ppc/proto';
+import { consumers, streams } from '@ppc/proto';
 import { attachConsumer, baseEnv, main, type ServiceDefinition } from '@ppc/lib/service';
 
 const env = baseEnv({ port: 9104 });
@@ -7,7 +7,7 @@ const env = baseEnv({ port: 9104 });
 export const autoscaler: ServiceDefinition<typeof env> = {
   name: 'autoscaler',
   env,
-  resources: () => ({ consumers: [consumers.autoscaler] }),
+  resources: () => ({ streams: [streams.clusterTasks], consumers: [consumers.autoscaler] }),
   async start(ctx) {
     const attached = await attachConsumer(ctx.jsm, consumers.autoscaler);
     return { details: () => ({ consumer: attached.durable, handling: false }) };

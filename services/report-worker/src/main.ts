@@ -1,4 +1,4 @@
-import { consumers } from '@ppc/proto';
+import { consumers, streams } from '@ppc/proto';
 import { attachConsumer, baseEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
 
 const env = { ...baseEnv({ port: 9101 }), ...regionEnv };
@@ -7,7 +7,7 @@ const env = { ...baseEnv({ port: 9101 }), ...regionEnv };
 export const reportWorker: ServiceDefinition<typeof env> = {
   name: 'report-worker',
   env,
-  resources: (config) => ({ consumers: [consumers.reportWorker(config.region)] }),
+  resources: (config) => ({ streams: [streams.reportTasks], consumers: [consumers.reportWorker(config.region)] }),
   async start(ctx) {
     const attached = await attachConsumer(ctx.jsm, consumers.reportWorker(ctx.config.region));
     return { details: () => ({ consumer: attached.durable, handling: false }) };

@@ -1,12 +1,5 @@
-import { consumers } from '@ppc/proto';
-import {
-  attachConsumer,
-  baseEnv,
-  connectDatabase,
-  databaseEnv,
-  main,
-  type ServiceDefinition,
-} from '@ppc/lib/service';
+import { consumers, streams } from '@ppc/proto';
+import { attachConsumer, baseEnv, connectDatabase, databaseEnv, main, type ServiceDefinition } from '@ppc/lib/service';
 
 const env = { ...baseEnv({ port: 9103 }), ...databaseEnv };
 const owned = [consumers.system, consumers.systemRecorder, consumers.systemNotifier];
@@ -15,7 +8,7 @@ const owned = [consumers.system, consumers.systemRecorder, consumers.systemNotif
 export const system: ServiceDefinition<typeof env> = {
   name: 'system',
   env,
-  resources: () => ({ consumers: owned }),
+  resources: () => ({ streams: [streams.systemTasks, streams.events], consumers: owned }),
   async start(ctx) {
     const db = await connectDatabase(ctx.config.databaseUrl);
     ctx.onStop(() => db.end());

@@ -1,4 +1,4 @@
-import { consumers } from '@ppc/proto';
+import { consumers, streams } from '@ppc/proto';
 import { attachConsumer, baseEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
 
 const env = { ...baseEnv({ port: 9102 }), ...regionEnv };
@@ -7,7 +7,7 @@ const env = { ...baseEnv({ port: 9102 }), ...regionEnv };
 export const urlChecker: ServiceDefinition<typeof env> = {
   name: 'url-checker',
   env,
-  resources: (config) => ({ consumers: [consumers.urlChecker(config.region)] }),
+  resources: (config) => ({ streams: [streams.urlCheckTasks], consumers: [consumers.urlChecker(config.region)] }),
   async start(ctx) {
     const attached = await attachConsumer(ctx.jsm, consumers.urlChecker(ctx.config.region));
     return { details: () => ({ consumer: attached.durable, handling: false }) };

@@ -1,0 +1,121 @@
+// End-to-end test of `npm start`'s launcher: a real nats-server, a real embedded PostgreSQL and the
+// six services as child processes, on shifted ports in a temp data dir.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isPortFree } from '@ppc/lib/infra';
+import { waitFor } from '@ppc/lib/testing';
+import type { WorkerHeartbeat } from '@ppc/proto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { formatLogLine } from './log-format.ts';
+import { planFor } from './launcher.ts';
+
+const main = new URL('./main.ts', import.meta.url).pathname;
+const dataDir = mkdtempSync(join(tmpdir(), 'ppc-start-'));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+/** A port offset under which every port of the mesh is free right now. */
+async function freeOffset(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const offset = 1000 + Math.floor(Math.random() * 10_000);
+    const plan = planFor({ PPC_PORT_OFFSET: String(offset) }, '/');
+    const ports = [plan.nats.port, plan.nats.monitorPort, plan.postgres.port, ...plan.services.map((s) => s.port)];
+    if ((await Promise.all(ports.map((p) => isPortFree(p, '0.0.0.0')))).every(Boolean)) return offset;
+  }
+  throw new Error('no free port offset');
+}
+
+function launch(offset: number) {
+  const child: ChildProcess = spawn(process.execPath, [main], {
+    env: { ...process.env, PPC_DATA_DIR: dataDir, PPC_PORT_OFFSET: String(offset), NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    out += d;
+  });
+  const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  return { child, out: () => out, exit };
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('npm start launcher', () => {
+  it('brings up all six services, stops everything on Ctrl-C within 10 s, and reuses its data on the next start', async () => {
+    const offset = await freeOffset();
+    const plan = planFor({ PPC_PORT_OFFSET: String(offset) }, '/');
+    const gateway = `http://127.0.0.1:${8080 + offset}`;
+
+    for (const round of [1, 2]) {
+      const run = launch(offset);
+      await waitFor(() => run.out().includes(`ppc-robot is up: ${gateway}`), {
+        what: `the up line (round ${round})`,
+        timeoutMs: 90_000,
+        intervalMs: 100,
+      });
+      expect(run.out()).toMatch(round === 1 ? /provisioned: 16 created/ : /provisioned: 16 unchanged/);
+
+      const status = (await (await fetch(`${gateway}/`)).json()) as { instances: WorkerHeartbeat[] };
+      const services = status.instances.map((i) => i.service).sort();
+      expect(services).toEqual(['autoscaler', 'clock', 'gateway', 'report-worker', 'system', 'url-checker']);
+      expect(status.instances.every((i) => i.ready)).toBe(true);
+      const pids = status.instances.map((i) => i.pid);
+      const pgPid = Number(readFileSync(join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+      pids.push(pgPid);
+
+      const stoppedAt = Date.now();
+      run.child.kill('SIGINT');
+      expect(await run.exit).toBe(0);
+      expect(Date.now() - stoppedAt).toBeLessThan(10_000);
+      const order = [...run.out().matchAll(/^\[(\S+)\]\s+\S+ INFO {2}stopped/gm)].map((m) => m[1]);
+      expect(order).toEqual(['gateway', 'clock', 'autoscaler', 'url-checker', 'report-worker', 'system']);
+      await waitFor(() => pids.every((p) => !alive(p)), { what: 'every process gone', timeoutMs: 2000 });
+      const ports = [plan.nats.port, plan.postgres.port, ...plan.services.map((s) => s.port)];
+      expect((await Promise.all(ports.map((p) => isPortFree(p, '0.0.0.0')))).every(Boolean)).toBe(true);
+    }
+    expect(existsSync(join(dataDir, 'nats', 'jetstream'))).toBe(true);
+  });
+
+  it('refuses to start when a port is taken, naming the port and who needed it', async () => {
+    const offset = await freeOffset();
+    const squatter = createServer();
+    await new Promise<void>((res) => squatter.listen(9103 + offset, '0.0.0.0', res));
+    try {
+      const run = launch(offset);
+      expect(await run.exit).toBe(1);
+      expect(run.out()).toMatch(new RegExp(`port ${9103 + offset} is already in use.*the system service needs it`));
+    } finally {
+      squatter.close();
+    }
+  });
+
+  it('rejects a malformed port offset', () => {
+    expect(() => planFor({ PPC_PORT_OFFSET: 'ten' }, '/')).toThrow(/PPC_PORT_OFFSET: expected an integer/);
+  });
+});
+
+describe('log lines', () => {
+  it('turns pino JSON into a readable line and passes anything else through', () => {
+    const line = JSON.stringify({
+      level: 40,
+      time: Date.UTC(2026, 0, 1, 12, 30, 5),
+      msg: 'pull failed',
+      pid: 1,
+      seq: 7,
+    });
+    expect(formatLogLine(line, false)).toBe('12:30:05 WARN  pull failed seq=7');
+    expect(formatLogLine('plain text', false)).toBe('plain text');
+  });
+});
