@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { uniqueName, waitFor } from '../testing/index.ts';
 import { connectNats } from './connect.ts';
 import { consume } from './consume.ts';
-import { DeadLetterNotFoundError, replayDeadLetter } from './dead-letter.ts';
+import { DeadLetterNotFoundError, listDeadLetters, replayDeadLetter } from './dead-letter.ts';
 import { testResources } from './fixtures/test-messages.ts';
 import { ensureStream, provision } from './provision.ts';
 
@@ -35,6 +35,12 @@ describe('replayDeadLetter', () => {
       { what: 'dead letter' },
     );
     await old.stop();
+    const listed = (await listDeadLetters(jsm, { limit: 10_000 })).find((d) => d.seq === dl.seq);
+    expect(listed).toMatchObject({
+      subject: r.subject,
+      type: r.Task.type,
+      reason: `unknown message type ${r.Task.type}`,
+    });
     // … and after the fix the operator replays it to a consumer that does.
     const seen: number[] = [];
     const fixed = await consume(js, r.consumer, [r.Task], async (b) => void seen.push(b.n), { concurrency: 1 });

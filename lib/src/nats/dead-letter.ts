@@ -64,3 +64,37 @@ export async function replayDeadLetter(js: JetStreamClient, jsm: JetStreamManage
   await jsm.streams.deleteMessage(streams.deadLetters.name, seq);
   return ack;
 }
+
+export interface DeadLetterSummary {
+  seq: number;
+  subject: string;
+  type: string | undefined;
+  reason: string;
+  field: string | undefined;
+  deliveries: number;
+  at: Date;
+}
+
+/** The oldest dead letters first, up to `limit`, for an operator to inspect before replaying. */
+export async function listDeadLetters(
+  jsm: JetStreamManager,
+  opts: { limit?: number } = {},
+): Promise<DeadLetterSummary[]> {
+  const info = await jsm.streams.info(streams.deadLetters.name);
+  const out: DeadLetterSummary[] = [];
+  const limit = opts.limit ?? 100;
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && out.length < limit; seq++) {
+    const m = await jsm.streams.getMessage(streams.deadLetters.name, { seq }).catch(() => null);
+    if (!m) continue; // replayed (deleted) sequences leave gaps
+    out.push({
+      seq,
+      subject: m.header?.get(headers.dlqSubject) || subjects.originalOfDeadLetter(m.subject),
+      type: m.header?.get(headers.type) || undefined,
+      reason: m.header?.get(headers.dlqReason) ?? '',
+      field: m.header?.get(headers.dlqField) || undefined,
+      deliveries: Number(m.header?.get(headers.dlqDeliveries) || 0),
+      at: m.time,
+    });
+  }
+  return out;
+}

@@ -8,7 +8,14 @@ export {
   retryDelay,
   watchMaxDeliveries,
 } from './consume.ts';
-export { type DeadLetterReason, DeadLetterNotFoundError, deadLetter, replayDeadLetter } from './dead-letter.ts';
+export {
+  type DeadLetterReason,
+  type DeadLetterSummary,
+  DeadLetterNotFoundError,
+  deadLetter,
+  listDeadLetters,
+  replayDeadLetter,
+} from './dead-letter.ts';
 export {
   consumerConfig,
   ensureConsumer,
