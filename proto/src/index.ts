@@ -3,3 +3,4 @@ export * from './resources.ts';
 export * from './schemas.ts';
 export * from './subjects.ts';
 export { InvalidTokenError, TOKEN_PATTERN, token } from './tokens.ts';
+export { FencingGuard, StaleFencingTokenError } from './fencing.ts';

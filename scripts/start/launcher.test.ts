@@ -8,12 +8,24 @@ import { join } from 'node:path';
 import { isPortFree } from '@ppc/lib/infra';
 import { waitFor } from '@ppc/lib/testing';
 import type { WorkerHeartbeat } from '@ppc/proto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { formatLogLine } from './log-format.ts';
 import { planFor } from './launcher.ts';
 
 const main = new URL('./main.ts', import.meta.url).pathname;
 const dataDir = mkdtempSync(join(tmpdir(), 'ppc-start-'));
+const launched: ChildProcess[] = [];
+// A failed assertion must not leave a mesh running: stop whatever is still up, as Ctrl-C would.
+afterEach(async () => {
+  for (const child of launched.splice(0)) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    const exited = new Promise((res) => child.once('exit', res));
+    child.kill('SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  }
+});
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 /** A port offset under which every port of the mesh is free right now. */
@@ -21,7 +33,13 @@ async function freeOffset(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const offset = 1000 + Math.floor(Math.random() * 10_000);
     const plan = planFor({ PPC_PORT_OFFSET: String(offset) }, '/');
-    const ports = [plan.nats.port, plan.nats.monitorPort, plan.postgres.port, ...plan.services.map((s) => s.port)];
+    const ports = [
+      plan.nats.port,
+      plan.nats.monitorPort,
+      plan.postgres.port,
+      plan.demoPlatform.port,
+      ...plan.services.map((s) => s.port),
+    ];
     if ((await Promise.all(ports.map((p) => isPortFree(p, '0.0.0.0')))).every(Boolean)) return offset;
   }
   throw new Error('no free port offset');
@@ -32,6 +50,7 @@ function launch(offset: number) {
     env: { ...process.env, PPC_DATA_DIR: dataDir, PPC_PORT_OFFSET: String(offset), NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  launched.push(child);
   let out = '';
   child.stdout!.on('data', (d) => {
     out += d;
@@ -67,6 +86,10 @@ describe('npm start launcher', () => {
       });
       expect(run.out()).toMatch(round === 1 ? /provisioned: 16 created/ : /provisioned: 16 unchanged/);
 
+      const accounts = await fetch(`http://127.0.0.1:${9200 + offset}/v19/customers:listAccessibleCustomers`);
+      // The demo ad platform answers like Google Ads would without credentials.
+      expect(accounts.status).toBe(401);
+      expect(await accounts.json()).toMatchObject({ error: { status: 'UNAUTHENTICATED' } });
       const status = (await (await fetch(`${gateway}/`)).json()) as { instances: WorkerHeartbeat[] };
       const services = status.instances.map((i) => i.service).sort();
       expect(services).toEqual(['autoscaler', 'clock', 'gateway', 'report-worker', 'system', 'url-checker']);

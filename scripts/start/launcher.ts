@@ -11,6 +11,7 @@ import {
   startNatsServer,
   startPostgres,
 } from '@ppc/lib/infra';
+import { type DemoPlatform, startDemoPlatform } from '@ppc/lib/ads';
 import { allResources, connectNats, provision } from '@ppc/lib/nats';
 import { formatLogLine } from './log-format.ts';
 
@@ -26,6 +27,8 @@ export interface LaunchPlan {
   dataDir: string;
   nats: { port: number; monitorPort: number };
   postgres: { port: number; database: string };
+  /** The demo ad platform (Google Ads-shaped API and the landing pages behind its ads). */
+  demoPlatform: { port: number };
   /** In start order; they stop in reverse. */
   services: ServicePlan[];
   regions: string[];
@@ -46,6 +49,7 @@ export function planFor(env: NodeJS.ProcessEnv, root: string): LaunchPlan {
     dataDir: resolve(root, env.PPC_DATA_DIR ?? '.data'),
     nats: { port: at(4222), monitorPort: at(8222) },
     postgres: { port: at(54320), database: 'ppc' },
+    demoPlatform: { port: at(9200) },
     services: [
       { name: 'system', regional: false, port: at(9103), needsDatabase: true },
       { name: 'report-worker', regional: true, port: at(9101), needsDatabase: false },
@@ -82,6 +86,7 @@ export async function checkPorts(plan: LaunchPlan): Promise<void> {
     { port: plan.nats.port, wantedBy: 'nats-server (client port)' },
     { port: plan.nats.monitorPort, wantedBy: 'nats-server (monitoring port)' },
     { port: plan.postgres.port, wantedBy: 'PostgreSQL' },
+    { port: plan.demoPlatform.port, wantedBy: 'the demo ad platform' },
     ...plan.services.map((s) => ({ port: s.port, wantedBy: `the ${s.name} service` })),
   ];
   for (const w of wanted) {
@@ -103,6 +108,7 @@ export class Launcher {
   readonly plan: LaunchPlan;
   #nats?: NatsServerHandle;
   #pg?: PostgresHandle;
+  #demo?: DemoPlatform;
   #running: Running[] = [];
   #stopping = false;
   #out: (line: string) => void;
@@ -145,6 +151,9 @@ export class Launcher {
       onLog: (l) => /ERROR|FATAL|PANIC/.test(l) && this.#out(`${pgLog}${l}`),
     });
 
+    this.#demo = await startDemoPlatform({ port: plan.demoPlatform.port });
+    this.log(`demo ad platform at ${this.#demo.url}`);
+
     const nc = await connectNats({ servers: this.#nats.url, name: 'ppc-launcher' });
     try {
       const report = await provision(nc, await jetstreamManager(nc), allResources(plan.regions));
@@ -176,8 +185,10 @@ export class Launcher {
       env,
       // Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops services in order.
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The IPC channel closes when the launcher dies, however it dies, and the service then stops itself.
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
+    child.channel?.unref();
     const prefix = this.#prefix(s.name, index);
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream }).on('line', (l) => this.#out(`${prefix}${formatLogLine(l, plan.color)}`));
@@ -232,6 +243,7 @@ export class Launcher {
         await r.exited;
       }
     }
+    await this.#demo?.close();
     await this.#nats?.stop();
     await this.#pg?.stop();
   }

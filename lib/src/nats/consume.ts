@@ -61,6 +61,8 @@ export function termRemoves(serverVersion: string | undefined): boolean {
 class Notifier {
   #waiters = new Set<() => void>();
   notify(): void {
+    // Called once per handled message; the copy is only needed when someone is waiting.
+    if (this.#waiters.size === 0) return;
     for (const w of [...this.#waiters]) w();
   }
   wait(timeoutMs?: number): Promise<void> {
@@ -73,6 +75,41 @@ class Notifier {
       const timer = timeoutMs === undefined ? undefined : setTimeout(done, Math.max(1, timeoutMs));
       this.#waiters.add(done);
     });
+  }
+}
+
+/**
+ * A handler's view of its message. The delivery info is parsed out of the reply subject (~3 µs)
+ * only if asked for; getters on a class, because getters in an object literal cost about as much.
+ */
+class MessageContext implements HandlerContext {
+  readonly #m: JsMsg;
+  readonly #maxDeliver: number;
+  readonly signal: AbortSignal;
+  readonly type: string;
+  constructor(m: JsMsg, type: string, signal: AbortSignal, maxDeliver: number) {
+    this.#m = m;
+    this.#maxDeliver = maxDeliver;
+    this.signal = signal;
+    this.type = type;
+  }
+  get subject(): string {
+    return this.#m.subject;
+  }
+  get streamSeq(): number {
+    return this.#m.seq;
+  }
+  get deliveryCount(): number {
+    return this.#m.info.deliveryCount;
+  }
+  get isLastAttempt(): boolean {
+    return this.#m.info.deliveryCount >= this.#maxDeliver;
+  }
+  get traceparent(): string | undefined {
+    return this.#m.headers?.get(headers.traceparent) || undefined;
+  }
+  get headers(): MsgHdrs | undefined {
+    return this.#m.headers;
   }
 }
 
@@ -151,7 +188,7 @@ export async function consume<const Defs extends readonly MessageDef[]>(
 
   let stopping = false;
   let batch: ConsumerMessages | undefined;
-  const running = new Map<JsMsg, { abort: AbortController; handedBack: boolean }>();
+  const running = new Map<JsMsg, { abort: AbortController; handedBack: boolean; extendedAt: number }>();
   const slotFreed = new Notifier();
   const count = (type: string, outcome: string) => metrics?.messages.inc({ consumer: spec.durable, type, outcome });
   const setGauge = () => metrics?.inFlight.set({ consumer: spec.durable }, running.size);
@@ -193,21 +230,11 @@ export async function consume<const Defs extends readonly MessageDef[]>(
       return dlq(m, v.message, v.field);
     }
 
-    const state = { abort: new AbortController(), handedBack: false };
+    const started = performance.now();
+    const state = { abort: new AbortController(), handedBack: false, extendedAt: started };
     running.set(m, state);
     setGauge();
-    const ctx: HandlerContext = {
-      signal: state.abort.signal,
-      type,
-      subject: m.subject,
-      streamSeq: m.seq,
-      deliveryCount: m.info.deliveryCount,
-      isLastAttempt: m.info.deliveryCount >= spec.maxDeliver,
-      traceparent: m.headers?.get(headers.traceparent) || undefined,
-      headers: m.headers,
-    };
-    const working = setInterval(() => m.working(), workingEveryMs);
-    const started = performance.now();
+    const ctx = new MessageContext(m, type, state.abort.signal, spec.maxDeliver);
     try {
       await handler(body as BodyOf<Defs[number]>, ctx);
       if (state.handedBack) return;
@@ -246,13 +273,24 @@ export async function consume<const Defs extends readonly MessageDef[]>(
       m.nak(delay);
       count(type, 'nak');
     } finally {
-      clearInterval(working);
       metrics?.seconds.observe({ consumer: spec.durable, type }, (performance.now() - started) / 1000);
       running.delete(m);
       setGauge();
       slotFreed.notify();
     }
   }
+
+  // One timer for everything in flight, not one per message (~1.5 µs a message to arm and clear).
+  // Ticking twice a period, each message still hears working() at least every ackWait/2.
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    for (const [m, state] of running) {
+      if (now - state.extendedAt < workingEveryMs) continue;
+      m.working();
+      state.extendedAt = now;
+    }
+  }, workingEveryMs / 2);
+  ticker.unref();
 
   const loop = (async () => {
     while (!stopping) {
@@ -287,6 +325,7 @@ export async function consume<const Defs extends readonly MessageDef[]>(
     inFlight: () => running.size,
     async stop(graceMs = 10_000) {
       stopping = true;
+      clearInterval(ticker);
       batch?.stop();
       slotFreed.notify();
       advisories?.unsubscribe();

@@ -65,6 +65,22 @@ export const VERSION: string = (() => {
   }
 })();
 
+/** True when `p` settled successfully within `ms`; never throws, never waits longer. */
+async function settleWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  p.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((res) => {
+    timer = setTimeout(() => res(false), ms);
+  });
+  const done = p.then(
+    () => true,
+    () => false,
+  );
+  const ok = await Promise.race([done, timeout]);
+  clearTimeout(timer);
+  return ok;
+}
+
 /** How long in-flight work may take to finish on SIGTERM before it is handed back. */
 const SHUTDOWN_GRACE_MS = 7000;
 
@@ -184,8 +200,9 @@ export async function runService<S extends EnvSpec & BaseSpec>(
       for (const fn of stopHooks.reverse()) {
         await Promise.resolve(fn()).catch((err) => log.error({ err }, 'stop hook failed'));
       }
-      await heartbeat.stop();
-      await nc.drain().catch(() => {});
+      // With NATS gone a drain or a KV delete would wait forever; shutdown must not.
+      await settleWithin(heartbeat.stop(), connected ? 2000 : 0);
+      if (!(await settleWithin(connected ? nc.drain() : Promise.reject(), 3000))) await nc.close().catch(() => {});
       await http.close();
       log.info('stopped');
     })());
@@ -193,6 +210,10 @@ export async function runService<S extends EnvSpec & BaseSpec>(
   if (opts.handleSignals ?? true) {
     const onSignal = (signal: string) => {
       log.info({ signal }, 'signal received');
+      setTimeout(() => {
+        log.error('shutdown overran its deadline, exiting');
+        process.exit(1);
+      }, SHUTDOWN_GRACE_MS + 2000).unref();
       void stop().then(
         () => process.exit(0),
         (err) => {
@@ -203,6 +224,11 @@ export async function runService<S extends EnvSpec & BaseSpec>(
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
+    // Started by `npm start` with an IPC channel: if the launcher dies, do not live on as an orphan.
+    if (process.channel) {
+      process.channel.unref();
+      process.once('disconnect', () => onSignal('parent exited'));
+    }
   }
   return { ctx, http, port, stop };
 }

@@ -4,7 +4,7 @@ import { consumers, kvBuckets, streams, type WorkerHeartbeat } from '@ppc/proto'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ConfigError } from '../errors/index.ts';
 import { connectNats, type NatsConnection } from '../nats/connect.ts';
-import { waitFor } from '../testing/index.ts';
+import { privateNatsServer, waitFor } from '../testing/index.ts';
 import { attachConsumer, baseEnv, heartbeatKey, regionEnv, runService, type ServiceDefinition } from './index.ts';
 
 const env = { ...baseEnv({ port: 0 }), ...regionEnv };
@@ -53,6 +53,19 @@ describe('runService', () => {
     await svc.stop();
     await waitFor(async () => (await workers.get(key))?.operation !== 'PUT', { what: 'heartbeat removed on stop' });
     await expect(fetch(`${base}/readyz`)).rejects.toThrow();
+  });
+
+  it('still shuts down promptly when the nats-server is gone', async () => {
+    await using server = await privateNatsServer();
+    const svc = await runService(sample, {
+      env: { NATS_URL: server.url, PORT: '0', LOG_LEVEL: 'silent', PPC_REGION: region },
+      handleSignals: false,
+    });
+    await server.kill();
+    const started = Date.now();
+    await svc.stop();
+    expect(Date.now() - started).toBeLessThan(6000);
+    await expect(fetch(`http://127.0.0.1:${svc.port}/readyz`)).rejects.toThrow();
   });
 
   it('refuses to start with a malformed variable, naming it', async () => {

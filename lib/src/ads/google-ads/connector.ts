@@ -1,0 +1,401 @@
+import { OAuth2Client } from 'google-auth-library';
+import { PermanentError, type PpcError, RetryableError } from '../../errors/index.ts';
+import { type HttpResponse, PlatformHttp, withDeadline } from '../http.ts';
+import { type BreakerOptions, createResilience, type RetryOptions } from '../resilience.ts';
+import { accessorFor, schemaFor, toGaql } from '../schema.ts';
+import {
+  type AccountRef,
+  type AccountStatus,
+  type AdAccount,
+  AdsErrorCode,
+  type AdPlatformConnector,
+  type CallOptions,
+  type CellValue,
+  type ReportQuery,
+  type RowBatch,
+  type UrlUsage,
+} from '../types.ts';
+import { errorFromBody, type GoogleRpcStatus, mapEmbeddedStatus, mapGoogleAdsError } from './errors.ts';
+import { JsonStreamError, SearchStreamParser } from './stream-parser.ts';
+
+/**
+ * The Google Ads API over REST (https://developers.google.com/google-ads/api/rest/overview): GAQL through
+ * `customers/{id}/googleAds:searchStream`, accounts through `customers:listAccessibleCustomers` and the
+ * `customer_client` hierarchy, OAuth2 refresh-token flow through googleapis' auth client (`google.auth.OAuth2`,
+ * which is google-auth-library's OAuth2Client; imported from there directly because loading `googleapis` pulls
+ * every Google API's surface into memory, 120+ MB).
+ */
+export interface GoogleAdsConfig {
+  developerToken: string;
+  clientId: string;
+  clientSecret: string;
+  refreshToken: string;
+  /** Default `login-customer-id` for accounts reached without one. */
+  loginCustomerId?: string;
+  /** API version path segment; default `v21`. */
+  apiVersion?: string;
+  /** Default `https://googleads.googleapis.com`. */
+  baseUrl?: string;
+  /** OAuth2 token endpoint; default Google's. */
+  tokenUrl?: string;
+  /** Default per-call timeout (see CallOptions.timeoutMs); default 60 s. */
+  timeoutMs?: number;
+  retry?: Partial<RetryOptions>;
+  breaker?: Partial<BreakerOptions>;
+  /** Name in errors and the breaker key; default `google-ads`. */
+  platform?: string;
+  /** Rows per RowBatch handed to the caller (and the most rows held at once); default 1,000. */
+  batchRows?: number;
+  /** Rows a platform accepted only in part (a `partialFailureError` in a response) are reported here. */
+  onPartialFailure?: (err: PpcError) => void;
+}
+
+interface StreamChunk {
+  results?: unknown[];
+  fieldMask?: string;
+  requestId?: string;
+  error?: GoogleRpcStatus;
+  partialFailureError?: GoogleRpcStatus;
+}
+
+const ACCOUNT_FIELDS = [
+  'customer_client.client_customer',
+  'customer_client.id',
+  'customer_client.level',
+  'customer_client.manager',
+  'customer_client.descriptive_name',
+  'customer_client.currency_code',
+  'customer_client.time_zone',
+  'customer_client.status',
+];
+
+const STATUSES = new Set<AccountStatus>(['ENABLED', 'CANCELED', 'SUSPENDED', 'CLOSED']);
+
+export function normalizeCustomerId(id: string): string {
+  const digits = id
+    .replace(/^customers\//, '')
+    .replace(/-/g, '')
+    .trim();
+  if (!/^\d{1,20}$/.test(digits))
+    throw new PermanentError(`not a Google Ads customer id: ${JSON.stringify(id)}`, { code: AdsErrorCode.BadQuery });
+  return digits;
+}
+
+export class GoogleAdsConnector implements AdPlatformConnector {
+  readonly platform: string;
+  private readonly cfg: GoogleAdsConfig;
+  private readonly http: PlatformHttp;
+  private readonly oauth: OAuth2Client;
+  private readonly resilience;
+  private readonly base: string;
+  private readonly timeoutMs: number;
+  private tokenInFlight: Promise<string> | null = null;
+
+  constructor(cfg: GoogleAdsConfig) {
+    this.cfg = cfg;
+    this.platform = cfg.platform ?? 'google-ads';
+    const baseUrl = (cfg.baseUrl ?? 'https://googleads.googleapis.com').replace(/\/$/, '');
+    this.base = `${baseUrl}/${cfg.apiVersion ?? 'v21'}`;
+    this.timeoutMs = cfg.timeoutMs ?? 60_000;
+    this.http = new PlatformHttp({ platform: this.platform });
+    this.oauth = new OAuth2Client({
+      clientId: cfg.clientId,
+      clientSecret: cfg.clientSecret,
+      ...(cfg.tokenUrl ? { endpoints: { oauth2TokenUrl: cfg.tokenUrl } } : {}),
+    });
+    this.oauth.setCredentials({ refresh_token: cfg.refreshToken });
+    this.resilience = createResilience({ key: `${this.platform}|${baseUrl}`, retry: cfg.retry, breaker: cfg.breaker });
+  }
+
+  /**
+   * A valid access token, refreshed when expired (or when `force`, after the API said 401). Single-flight: every
+   * concurrent caller shares one refresh, so a provider that rotates refresh tokens never sees two race.
+   */
+  private accessToken(force = false): Promise<string> {
+    if (this.tokenInFlight) return this.tokenInFlight;
+    if (force) this.oauth.setCredentials({ refresh_token: this.cfg.refreshToken });
+    const p = this.oauth
+      .getAccessToken()
+      .then((r) => {
+        if (!r.token)
+          throw new PermanentError(`${this.platform}: the token endpoint returned no access token`, {
+            code: AdsErrorCode.Auth,
+          });
+        return r.token;
+      })
+      .catch((err: unknown) => {
+        throw this.tokenError(err);
+      })
+      .finally(() => {
+        this.tokenInFlight = null;
+      });
+    this.tokenInFlight = p;
+    return p;
+  }
+
+  private tokenError(err: unknown): PpcError {
+    if (err instanceof PermanentError || err instanceof RetryableError) return err;
+    const res = (err as { response?: { status?: number; data?: { error?: string; error_description?: string } } })
+      .response;
+    const status = res?.status;
+    const what = res?.data?.error
+      ? `${res.data.error}${res.data.error_description ? `: ${res.data.error_description}` : ''}`
+      : (err as Error).message;
+    if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
+      return new PermanentError(`${this.platform}: OAuth token refresh refused (${what}); reconnect the account`, {
+        code: AdsErrorCode.Auth,
+        cause: err,
+      });
+    }
+    return new RetryableError(`${this.platform}: OAuth token endpoint unavailable (${what})`, {
+      code: AdsErrorCode.Unavailable,
+      cause: err,
+    });
+  }
+
+  private headers(token: string, login: string | undefined): Record<string, string> {
+    const h: Record<string, string> = {
+      authorization: `Bearer ${token}`,
+      'developer-token': this.cfg.developerToken,
+      'content-type': 'application/json',
+      accept: 'application/json',
+    };
+    const l = login ?? this.cfg.loginCustomerId;
+    if (l) h['login-customer-id'] = normalizeCustomerId(l);
+    return h;
+  }
+
+  /** One API call through breaker and retries; a 401 gets one forced token refresh before it counts. */
+  private async call(
+    method: 'GET' | 'POST',
+    path: string,
+    body: string | undefined,
+    login: string | undefined,
+    opts: CallOptions,
+    stream: boolean,
+  ): Promise<HttpResponse> {
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    return this.resilience.execute(async (signal) => {
+      const send = async (token: string): Promise<HttpResponse> =>
+        this.http.send({
+          method,
+          url: `${this.base}${path}`,
+          headers: this.headers(token, login),
+          body,
+          signal: stream ? signal : withDeadline(signal, timeoutMs),
+          timeoutMs,
+        });
+      let res = await send(await this.accessToken());
+      if (res.status === 401) {
+        await res.body.dump();
+        res = await send(await this.accessToken(true));
+      }
+      if (res.status >= 200 && res.status < 300) return res;
+      const text = await res.body.text().catch(() => '');
+      throw errorFromBody(this.platform, res.status, text, res.headers);
+    }, opts.signal);
+  }
+
+  /**
+   * Raw searchStream: GoogleAdsRow objects in batches of up to `batchRows`, parsed row by row as bytes arrive.
+   * An error element inside the stream is thrown after the rows before it have been delivered.
+   */
+  async *searchStreamRows(account: AccountRef, gaql: string, opts: CallOptions = {}): AsyncGenerator<unknown[]> {
+    const id = normalizeCustomerId(account.id);
+    const batchRows = this.cfg.batchRows ?? 1000;
+    const res = await this.call(
+      'POST',
+      `/customers/${id}/googleAds:searchStream`,
+      JSON.stringify({ query: gaql }),
+      account.loginCustomerId,
+      opts,
+      true,
+    );
+    let batch: unknown[] = [];
+    let failure: PpcError | undefined;
+    const parser = new SearchStreamParser({
+      onRow: (row) => batch.push(row),
+      onChunk: (chunk) => {
+        const c = chunk as StreamChunk;
+        if (c.error && !failure) failure = mapGoogleAdsError(this.platform, c.error.code ?? 500, c.error);
+        if (c.partialFailureError) {
+          this.cfg.onPartialFailure?.(mapEmbeddedStatus(this.platform, c.partialFailureError));
+        }
+      },
+    });
+    const parse = (fn: () => void): void => {
+      try {
+        fn();
+      } catch (err) {
+        if (!(err instanceof JsonStreamError)) throw err;
+        throw new RetryableError(`${this.platform}: ${err.message}`, { code: AdsErrorCode.Unavailable, cause: err });
+      }
+    };
+    for await (const buf of res.body) {
+      parse(() => parser.push(buf));
+      while (batch.length >= batchRows) {
+        const full = batch.length === batchRows ? batch : batch.slice(0, batchRows);
+        batch = batch.length === batchRows ? [] : batch.slice(batchRows);
+        yield full;
+      }
+      if (failure) break;
+    }
+    if (!failure) parse(() => parser.end());
+    if (batch.length) yield batch;
+    if (failure) throw failure;
+  }
+
+  async *streamReport(account: AccountRef, query: ReportQuery, opts: CallOptions = {}): AsyncGenerator<RowBatch> {
+    const schema = schemaFor(query);
+    const accessors = schema.map(accessorFor);
+    const width = accessors.length;
+    for await (const results of this.searchStreamRows(account, toGaql(query), opts)) {
+      const rows: CellValue[][] = new Array(results.length);
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i];
+        const row: CellValue[] = new Array(width);
+        for (let j = 0; j < width; j++) row[j] = accessors[j]!(r);
+        rows[i] = row;
+      }
+      yield { schema, rows };
+    }
+  }
+
+  async listAccounts(opts: CallOptions = {}): Promise<AdAccount[]> {
+    const res = await this.call('GET', '/customers:listAccessibleCustomers', undefined, undefined, opts, false);
+    const text = await res.body.text();
+    const roots = ((JSON.parse(text) as { resourceNames?: string[] }).resourceNames ?? []).map(normalizeCustomerId);
+    const out = new Map<string, AdAccount>();
+    const queried = new Set<string>();
+    let lastError: unknown;
+    for (const root of roots) {
+      // Breadth first, one level at a time, as Google's account-hierarchy example does: parents are known that way.
+      const queue: Array<{ id: string; parentId: string | null; level: number }> = [
+        { id: root, parentId: null, level: 0 },
+      ];
+      while (queue.length) {
+        const { id, parentId, level } = queue.shift()!;
+        if (queried.has(id)) continue;
+        queried.add(id);
+        const rows: AdAccount[] = [];
+        try {
+          for await (const batch of this.streamReport(
+            { id, loginCustomerId: root },
+            { from: 'customer_client', select: ACCOUNT_FIELDS, where: ['customer_client.level <= 1'] },
+            opts,
+          )) {
+            for (const r of batch.rows) {
+              const status = String(r[7] ?? 'UNKNOWN') as AccountStatus;
+              rows.push({
+                id: String(r[1]),
+                loginCustomerId: root === String(r[1]) ? undefined : root,
+                name: String(r[4] ?? ''),
+                currency: String(r[5] ?? ''),
+                timeZone: String(r[6] ?? ''),
+                status: STATUSES.has(status) ? status : 'UNKNOWN',
+                manager: r[3] === true,
+                parentId: Number(r[2]) === 0 ? parentId : id,
+                level: level + Number(r[2]),
+              });
+            }
+          }
+        } catch (err) {
+          // A root that cannot be read (closed, access removed) does not hide the others.
+          if (!(err instanceof PermanentError) || level > 0) throw err;
+          lastError = err;
+          continue;
+        }
+        for (const a of rows) {
+          if (out.has(a.id)) continue;
+          out.set(a.id, a);
+          if (a.manager && a.id !== id) queue.push({ id: a.id, parentId: id, level: a.level });
+        }
+      }
+    }
+    if (out.size === 0 && lastError) throw lastError;
+    return [...out.values()];
+  }
+
+  async *listUrls(account: AccountRef, opts: CallOptions = {}): AsyncGenerator<UrlUsage[]> {
+    const ads: ReportQuery = {
+      from: 'ad_group_ad',
+      select: [
+        'campaign.id',
+        'campaign.name',
+        'ad_group.id',
+        'ad_group.name',
+        'ad_group_ad.ad.id',
+        'ad_group_ad.ad.type',
+        'ad_group_ad.ad.final_urls',
+      ],
+      where: ["ad_group_ad.status != 'REMOVED'"],
+    };
+    for await (const b of this.streamReport(account, ads, opts)) {
+      yield b.rows.flatMap((r) =>
+        (r[6] as string[]).map((url) => ({
+          url,
+          source: 'ad' as const,
+          campaignId: String(r[0]),
+          campaignName: String(r[1]),
+          adGroupId: String(r[2]),
+          adGroupName: String(r[3]),
+          entityId: String(r[4]),
+          label: String(r[5] ?? 'AD'),
+        })),
+      );
+    }
+    const keywords: ReportQuery = {
+      from: 'ad_group_criterion',
+      select: [
+        'campaign.id',
+        'campaign.name',
+        'ad_group.id',
+        'ad_group.name',
+        'ad_group_criterion.criterion_id',
+        'ad_group_criterion.keyword.text',
+        'ad_group_criterion.final_urls',
+      ],
+      where: ["ad_group_criterion.type = 'KEYWORD'", "ad_group_criterion.status != 'REMOVED'"],
+    };
+    for await (const b of this.streamReport(account, keywords, opts)) {
+      const batch = b.rows.flatMap((r) =>
+        (r[6] as string[]).map((url) => ({
+          url,
+          source: 'keyword' as const,
+          campaignId: String(r[0]),
+          campaignName: String(r[1]),
+          adGroupId: String(r[2]),
+          adGroupName: String(r[3]),
+          entityId: String(r[4]),
+          label: String(r[5] ?? ''),
+        })),
+      );
+      if (batch.length) yield batch;
+    }
+    const sitelinks: ReportQuery = {
+      from: 'campaign_asset',
+      select: ['campaign.id', 'campaign.name', 'asset.id', 'asset.sitelink_asset.link_text', 'asset.final_urls'],
+      where: ["campaign_asset.field_type = 'SITELINK'"],
+    };
+    for await (const b of this.streamReport(account, sitelinks, opts)) {
+      yield b.rows.flatMap((r) =>
+        (r[4] as string[]).map((url) => ({
+          url,
+          source: 'sitelink' as const,
+          campaignId: String(r[0]),
+          campaignName: String(r[1]),
+          entityId: String(r[2]),
+          label: String(r[3] ?? ''),
+        })),
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+}
+
+export function createGoogleAdsConnector(cfg: GoogleAdsConfig): GoogleAdsConnector {
+  return new GoogleAdsConnector(cfg);
+}
