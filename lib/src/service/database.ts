@@ -10,8 +10,14 @@ export class DatabaseUnavailableError extends Error {
 }
 
 /** A connection pool checked with one round trip, so a wrong DATABASE_URL stops start-up with a clear message. */
-export async function connectDatabase(url: string, opts: { max?: number } = {}): Promise<pg.Pool> {
+export async function connectDatabase(
+  url: string,
+  opts: { max?: number; onIdleError?: (err: Error) => void } = {},
+): Promise<pg.Pool> {
   const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 5, connectionTimeoutMillis: 5000 });
+  // An idle connection dropped by the server (restart, shutdown) must not crash the process;
+  // the pool replaces it on the next query.
+  pool.on('error', (err) => opts.onIdleError?.(err));
   try {
     await pool.query('select 1');
   } catch (err) {

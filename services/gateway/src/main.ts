@@ -9,7 +9,9 @@ export const gateway: ServiceDefinition<typeof env> = {
   name: 'gateway',
   env,
   async start(ctx) {
-    const db = await connectDatabase(ctx.config.databaseUrl);
+    const db = await connectDatabase(ctx.config.databaseUrl, {
+      onIdleError: (err) => ctx.log.warn({ err: err.message }, 'idle database connection lost'),
+    });
     ctx.onStop(() => db.end());
     const workers = await new Kvm(ctx.nc).open(kvBuckets.workers.bucket);
     ctx.http.get('/', async () => {

@@ -10,7 +10,9 @@ export const system: ServiceDefinition<typeof env> = {
   env,
   resources: () => ({ streams: [streams.systemTasks, streams.events], consumers: owned }),
   async start(ctx) {
-    const db = await connectDatabase(ctx.config.databaseUrl);
+    const db = await connectDatabase(ctx.config.databaseUrl, {
+      onIdleError: (err) => ctx.log.warn({ err: err.message }, 'idle database connection lost'),
+    });
     ctx.onStop(() => db.end());
     const attached = await Promise.all(owned.map((c) => attachConsumer(ctx.jsm, c)));
     return { details: () => ({ consumers: attached.map((a) => a.durable), handling: false }) };
