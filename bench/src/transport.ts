@@ -59,7 +59,7 @@ function parseOptions(args: string[]): Options {
     args,
     options: {
       tasks: { type: 'string', default: '20000' },
-      runs: { type: 'string', default: '3' },
+      runs: { type: 'string', default: '5' },
       window: { type: 'string', default: '256' },
       prefetch: { type: 'string', default: '64' },
     },
