@@ -325,12 +325,13 @@ export async function consume<const Defs extends readonly MessageDef[]>(
     inFlight: () => running.size,
     async stop(graceMs = 10_000) {
       stopping = true;
-      clearInterval(ticker);
       batch?.stop();
       slotFreed.notify();
       advisories?.unsubscribe();
       const deadline = Date.now() + graceMs;
+      // Handlers finishing in the grace period keep their messages alive until then.
       while (running.size > 0 && Date.now() < deadline) await slotFreed.wait(deadline - Date.now());
+      clearInterval(ticker);
       for (const [m, state] of running) {
         state.handedBack = true;
         state.abort.abort(new RetryableError('consumer shutting down'));
