@@ -1,5 +1,5 @@
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import type https from 'node:https';
 import { RetryableError } from '../errors/index.ts';
 import { AdsErrorCode } from './types.ts';
 
@@ -34,14 +34,25 @@ export interface HttpRequest {
  */
 export class PlatformHttp {
   readonly platform: string;
-  private readonly httpAgent: http.Agent;
-  private readonly httpsAgent: https.Agent;
+  private readonly agentOpts: http.AgentOptions;
+  // Created on first use: node:https (TLS) is loaded only by a process that calls an https platform.
+  private httpAgent: http.Agent | null = null;
+  private httpsAgent: https.Agent | null = null;
 
   constructor(opts: { platform: string; connections?: number }) {
     this.platform = opts.platform;
-    const agentOpts = { keepAlive: true, maxSockets: opts.connections ?? 16, keepAliveMsecs: 30_000 };
-    this.httpAgent = new http.Agent(agentOpts);
-    this.httpsAgent = new https.Agent(agentOpts);
+    this.agentOpts = { keepAlive: true, maxSockets: opts.connections ?? 16, keepAliveMsecs: 30_000 };
+  }
+
+  private client(secure: boolean): { request: typeof http.request; agent: http.Agent } {
+    if (secure) {
+      const https = process.getBuiltinModule('node:https');
+      this.httpsAgent ??= new https.Agent(this.agentOpts);
+      return { request: https.request, agent: this.httpsAgent };
+    }
+    const http = process.getBuiltinModule('node:http');
+    this.httpAgent ??= new http.Agent(this.agentOpts);
+    return { request: http.request, agent: this.httpAgent };
   }
 
   send(req: HttpRequest): Promise<HttpResponse> {
@@ -53,12 +64,8 @@ export class PlatformHttp {
       const fail = (err: unknown): void => reject(networkError(this.platform, err, req.signal));
       let request: http.ClientRequest;
       try {
-        request = (secure ? https : http).request(url, {
-          method: req.method,
-          headers,
-          agent: secure ? this.httpsAgent : this.httpAgent,
-          signal: req.signal,
-        });
+        const { request: send, agent } = this.client(secure);
+        request = send(url, { method: req.method, headers, agent, signal: req.signal });
       } catch (err) {
         fail(err);
         return;
@@ -87,8 +94,8 @@ export class PlatformHttp {
   }
 
   async close(): Promise<void> {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.httpAgent?.destroy();
+    this.httpsAgent?.destroy();
   }
 }
 

@@ -14,12 +14,8 @@ export {
   mapGoogleAdsError,
   SearchStreamParser,
 } from './google-ads/index.ts';
-export {
-  createDemoConnector,
-  type DemoPlatform,
-  type DemoPlatformOptions,
-  LANDING_PROPORTIONS,
-  type LandingKind,
-  landingKind,
-  startDemoPlatform,
-} from './demo/index.ts';
+// The demo's parts one by one, not './demo/index.ts': a process that only reads from the demo platform then loads
+// neither the server nor the synthetic world.
+export { createDemoConnector } from './demo/client.ts';
+export { LANDING_PROPORTIONS, type LandingKind, landingKind } from './demo/landing.ts';
+export { type DemoPlatform, type DemoPlatformOptions, startDemoPlatform } from './demo/start.ts';

@@ -49,41 +49,39 @@ function camel(s: string): string {
  * Unset metrics read as 0, unset booleans as false, unset lists as [], anything else unset as null.
  */
 export function accessorFor(col: Column): (row: unknown) => CellValue {
-  const path = col.field.split('.').map(camel);
-  const get = (row: unknown): unknown => {
+  const path = jsonPath(col.field);
+  const cell = cellFor(col);
+  return (row) => {
     let cur = row;
     for (const key of path) {
-      if (cur === null || typeof cur !== 'object') return undefined;
+      if (cur === null || typeof cur !== 'object') return cell(undefined);
       cur = (cur as Record<string, unknown>)[key];
     }
-    return cur;
+    return cell(cur);
   };
+}
+
+/** A column's cell from the JSON value at its path (`undefined` when the field is absent); see accessorFor. */
+export function cellFor(col: Column): (v: unknown) => CellValue {
   const isMetric = col.field.startsWith('metrics.');
   switch (col.type) {
     case 'money':
-      return (row) => {
-        const v = get(row);
-        return v === undefined || v === null ? (isMetric ? 0 : null) : Number(v) / 1_000_000;
-      };
+      return (v) => (v === undefined || v === null ? (isMetric ? 0 : null) : Number(v) / 1_000_000);
     case 'integer':
     case 'number':
-      return (row) => {
-        const v = get(row);
-        return v === undefined || v === null ? (isMetric ? 0 : null) : Number(v);
-      };
+      return (v) => (v === undefined || v === null ? (isMetric ? 0 : null) : Number(v));
     case 'boolean':
-      return (row) => get(row) === true;
+      return (v) => v === true;
     case 'string[]':
-      return (row) => {
-        const v = get(row);
-        return Array.isArray(v) ? (v as string[]) : [];
-      };
+      return (v) => (Array.isArray(v) ? (v as string[]) : []);
     default:
-      return (row) => {
-        const v = get(row);
-        return v === undefined || v === null ? null : String(v);
-      };
+      return (v) => (v === undefined || v === null ? null : String(v));
   }
+}
+
+/** A GAQL field's path in REST JSON (lowerCamelCase segments). */
+export function jsonPath(field: string): string[] {
+  return field.split('.').map(camel);
 }
 
 /** The GAQL text of a structured query. */

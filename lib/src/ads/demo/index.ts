@@ -1,26 +1,4 @@
-import { GoogleAdsConnector, type GoogleAdsConfig } from '../google-ads/connector.ts';
-
+export { createDemoConnector } from './client.ts';
 export { LANDING_PROPORTIONS, type LandingKind, landingKind } from './landing.ts';
 export { buildWorld, type DemoAccount, type DemoSize, type DemoWorld, SIZES } from './model.ts';
-export { type DemoPlatform, type DemoPlatformOptions, startDemoPlatform } from './server.ts';
-
-/**
- * The demo platform's connector: the Google Ads connector pointed at the demo server, so demo reports take the
- * same HTTP, OAuth, streaming and error path as real ones. The demo server accepts any client id and secret;
- * the refresh token `revoked` is refused, to show what a disconnected account looks like.
- */
-export function createDemoConnector(
-  opts: { url: string; refreshToken?: string } & Partial<Omit<GoogleAdsConfig, 'baseUrl' | 'tokenUrl'>>,
-): GoogleAdsConnector {
-  const url = opts.url.replace(/\/$/, '');
-  return new GoogleAdsConnector({
-    developerToken: 'demo',
-    clientId: 'demo',
-    clientSecret: 'demo',
-    refreshToken: 'demo',
-    platform: 'demo',
-    ...opts,
-    baseUrl: url,
-    tokenUrl: `${url}/token`,
-  });
-}
+export { type DemoPlatform, type DemoPlatformOptions, startDemoPlatform } from './start.ts';

@@ -681,6 +681,15 @@ export function dayNumber(date: string): number {
   return Math.floor(Date.parse(`${date}T00:00:00Z`) / 86_400_000);
 }
 
+const DATES = new Map<number, string>();
+
+/** `YYYY-MM-DD` of a day number; memoised (a dated report asks for the same few days on every row). */
 export function dateOf(day: number): string {
-  return new Date(day * 86_400_000).toISOString().slice(0, 10);
+  let v = DATES.get(day);
+  if (v === undefined) {
+    v = new Date(day * 86_400_000).toISOString().slice(0, 10);
+    if (DATES.size >= 10_000) DATES.clear();
+    DATES.set(day, v);
+  }
+  return v;
 }

@@ -47,6 +47,14 @@ interface Ctx {
   /** The current search term's text, computed once per row. */
   stIndex: number;
   stText: string;
+  /** The current search term's resource name, computed once per search term (dated rows repeat it). */
+  rnIndex: number;
+  rnText: string;
+  /** JSON text of the search term and its resource name, once per search term. */
+  stJsonIndex: number;
+  stJson: string;
+  rnJsonIndex: number;
+  rnJson: string;
 }
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -75,6 +83,42 @@ export function base64url(s: string): string {
   return out;
 }
 
+function termResourceName(x: Ctx): string {
+  if (x.rnIndex !== x.s) {
+    x.rnIndex = x.s;
+    x.rnText = `customers/${cid(x)}/searchTermViews/${x.shape.campaignId(x.c)}~${x.shape.adGroupId(x.g)}~${base64url(termText(x))}`;
+  }
+  return x.rnText;
+}
+
+function termJson(x: Ctx): string {
+  if (x.stJsonIndex !== x.s) {
+    x.stJsonIndex = x.s;
+    x.stJson = JSON.stringify(termText(x));
+  }
+  return x.stJson;
+}
+
+function termResourceNameJson(x: Ctx): string {
+  if (x.rnJsonIndex !== x.s) {
+    x.rnJsonIndex = x.s;
+    x.rnJson = JSON.stringify(termResourceName(x));
+  }
+  return x.rnJson;
+}
+
+const DATE_JSON = new Map<number, string>();
+
+function dateJson(day: number): string {
+  let v = DATE_JSON.get(day);
+  if (v === undefined) {
+    v = JSON.stringify(dateOf(day));
+    if (DATE_JSON.size >= 10_000) DATE_JSON.clear();
+    DATE_JSON.set(day, v);
+  }
+  return v;
+}
+
 function termText(x: Ctx): string {
   if (x.stIndex !== x.s) {
     x.stIndex = x.s;
@@ -89,6 +133,8 @@ interface FieldDef {
   get(x: Ctx): Value;
   /** May be unset (null), in which case the key is omitted, as Google omits unset fields. */
   nullable?: boolean;
+  /** The value as JSON text, memoised where rows repeat it (the same as JSON.stringify(get(x))). */
+  json?: (x: Ctx) => string;
 }
 
 const f = (type: FieldType, scope: Scope, get: (x: Ctx) => Value, nullable = false): FieldDef => ({
@@ -191,18 +237,13 @@ const FIELDS: Record<string, FieldDef> = {
   'asset.sitelink_asset.link_text': f('string', 'sitelink', (x) => x.shape.sitelinkText(x.sl)),
   'asset.final_urls': f('strings', 'sitelink', (x) => [x.shape.landingUrl(x.base, x.shape.adGroups * 2 + x.sl)]),
 
-  'search_term_view.resource_name': f(
-    'string',
-    'searchTerm',
-    (x) =>
-      `customers/${cid(x)}/searchTermViews/${x.shape.campaignId(x.c)}~${x.shape.adGroupId(x.g)}~${base64url(termText(x))}`,
-  ),
-  'search_term_view.search_term': f('string', 'searchTerm', termText),
+  'search_term_view.resource_name': { ...f('string', 'searchTerm', termResourceName), json: termResourceNameJson },
+  'search_term_view.search_term': { ...f('string', 'searchTerm', termText), json: termJson },
   'search_term_view.status': f('string', 'searchTerm', (x) => x.shape.searchTermStatus(x.s)),
   'segments.keyword.info.text': f('string', 'searchTerm', (x) => x.shape.keywordText(x.k)),
   'segments.keyword.info.match_type': f('string', 'searchTerm', (x) => x.shape.matchType(x.k)),
 
-  'segments.date': f('string', 'date', (x) => dateOf(x.day)),
+  'segments.date': { ...f('string', 'date', (x) => dateOf(x.day)), json: (x) => dateJson(x.day) },
   'metrics.impressions': f('int64', 'metrics', (x) => x.m.impressions),
   'metrics.clicks': f('int64', 'metrics', (x) => x.m.clicks),
   'metrics.cost_micros': f('int64', 'metrics', (x) => x.m.costMicros),
@@ -374,12 +415,30 @@ interface OutNode {
 }
 
 /**
+ * JSON text of a string or list field, remembering the last value: consecutive rows often repeat it (a dated report
+ * repeats a search term's text, resource name and date across its days), and quoting/escaping is not free.
+ */
+function stringEncoder(): (v: Value) => string {
+  let last: Value = null;
+  let lastText = 'null';
+  return (v) => {
+    if (v !== last || typeof v === 'object') {
+      last = v;
+      lastText = JSON.stringify(v);
+    }
+    return lastText;
+  };
+}
+
+/**
  * Compiles the row serializer into one function (generated source: a flat sequence of string appends, one local per
  * JSON object), because closures per field profiled several times slower on million-row streams. The source is built
  * only from our own field table and camelCased GAQL identifiers validated against it, never from raw input.
  */
 function compileRow(root: OutNode): (x: Ctx) => string {
   const getters: Array<(x: Ctx) => Value> = [];
+  const strings: Array<(v: Value) => string> = [];
+  const jsons: Array<(x: Ctx) => string> = [];
   let n = 0;
   const lines: string[] = [];
   const emitObject = (node: OutNode, into: string): void => {
@@ -396,7 +455,7 @@ function compileRow(root: OutNode): (x: Ctx) => string {
               ? '(Number.isFinite(v) ? v : 0)'
               : child.field.type === 'bool'
                 ? "(v ? 'true' : 'false')"
-                : 'JSON.stringify(v)';
+                : `S[${strings.push(stringEncoder()) - 1}](v)`;
         lines.push(`v = G[${g}](x); if (v !== null) ${local} += (${local} ? ',' : '') + ${key} + ${enc};`);
       } else {
         const inner = `o${n}`;
@@ -415,7 +474,7 @@ function compileRow(root: OutNode): (x: Ctx) => string {
         ? `N(${v})`
         : t === 'bool'
           ? `(${v} ? 'true' : 'false')`
-          : `JSON.stringify(${v})`;
+          : `S[${strings.push(stringEncoder()) - 1}](${v})`;
   const anyNullable = (node: OutNode): boolean =>
     node.field ? node.field.nullable === true : [...node.children.values()].some(anyNullable);
   if (!anyNullable(root)) {
@@ -431,7 +490,9 @@ function compileRow(root: OutNode): (x: Ctx) => string {
       for (const child of node.children.values()) {
         lit(`${first ? '' : ','}"${child.key}":`);
         first = false;
-        if (child.field) {
+        if (child.field?.json) {
+          parts.push({ expr: `J[${jsons.push(child.field.json) - 1}](x)` });
+        } else if (child.field) {
           const g = getters.push(child.field.get) - 1;
           parts.push({ expr: encode(child.field.type, `G[${g}](x)`) });
         } else {
@@ -443,22 +504,44 @@ function compileRow(root: OutNode): (x: Ctx) => string {
     };
     walk(root);
     const expr = parts.map((p) => ('lit' in p ? JSON.stringify(p.lit) : `(${p.expr})`)).join(' + ') || "''";
-    const fast = new Function('G', 'N', `return function row(x) { return ${expr}; };`) as (
+    const fast = new Function('G', 'N', 'S', 'J', `return function row(x) { return ${expr}; };`) as (
       g: typeof getters,
       n: (v: Value) => number,
+      s: typeof strings,
+      j: typeof jsons,
     ) => (x: Ctx) => string;
-    return fast(getters, (v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0));
+    return fast(getters, (v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0), strings, jsons);
   }
   const top = `o${n}`;
   emitObject(root, top);
   const body = `let v;\n${lines.join('\n')}\nreturn ${top};`;
-  const fn = new Function('G', `return function row(x) {\n${body}\n};`) as (g: typeof getters) => (x: Ctx) => string;
-  return fn(getters);
+  const fn = new Function('G', 'S', `return function row(x) {\n${body}\n};`) as (
+    g: typeof getters,
+    s: typeof strings,
+  ) => (x: Ctx) => string;
+  return fn(getters, strings);
+}
+
+/** How result chunks are framed around their rows: `open row,row,... close`, chunks separated by `sep`. */
+export interface ChunkFrame {
+  rowsPerChunk: number;
+  /** Text before a chunk's first row, e.g. `{"results":[`. */
+  open: string;
+  /** Text after a chunk's last row, e.g. `],"fieldMask":"…","requestId":"…"}`. */
+  close: string;
+  /** Text between two chunks. */
+  sep: string;
+  /** Bytes per block handed out (a row never spans two blocks); default 256 KiB. */
+  blockBytes?: number;
 }
 
 export interface PreparedQuery {
-  /** The matching rows as GoogleAdsRow JSON, `rowsPerChunk` at a time, comma-separated (the inside of `results`). */
-  chunks(rowsPerChunk: number): Generator<{ text: string; count: number }>;
+  /**
+   * The matching rows as UTF-8 GoogleAdsRow JSON, framed into result chunks, handed out in blocks of about
+   * `blockBytes` (each holding `rows` whole rows), so the server writes few large buffers instead of one string per
+   * row and the text of a row is garbage while it is still young. Yields nothing when no row matches.
+   */
+  blocks(frame: ChunkFrame): Generator<{ bytes: Buffer; rows: number }>;
   fieldMask: string;
 }
 
@@ -577,7 +660,7 @@ export function prepareQuery(q: GaqlQuery, qc: QueryContext): PreparedQuery {
 
   return {
     fieldMask,
-    *chunks(rowsPerChunk: number) {
+    *blocks(frame: ChunkFrame) {
       const x: Ctx = {
         world: qc.world,
         acct: qc.account,
@@ -594,29 +677,84 @@ export function prepareQuery(q: GaqlQuery, qc: QueryContext): PreparedQuery {
         client: null,
         stIndex: -1,
         stText: '',
+        rnIndex: -1,
+        rnText: '',
+        stJsonIndex: -1,
+        stJson: '',
+        rnJsonIndex: -1,
+        rnJson: '',
       };
       let left = q.limit ?? Number.POSITIVE_INFINITY;
       if (left <= 0) return;
-      let out = '';
+      const blockBytes = frame.blockBytes ?? 256 * 1024;
+      let buf = Buffer.allocUnsafe(blockBytes);
+      let off = 0;
+      let blockRows = 0;
       let inChunk = 0;
-      for (const _ of resource.rows(x, plan)) {
-        let ok = true;
-        for (const { c, def } of filters) {
-          if (!compare(def.get(x), c)) {
-            ok = false;
-            break;
+      let chunks = 0;
+      let ready: { bytes: Buffer; rows: number } | null = null;
+      // Rows are joined into a string of about 16 KiB before being encoded into the block: one buf.write per row
+      // (flattening each row's concatenation on its own) cost more than generating the row.
+      let pending = '';
+      let pendingRows = 0;
+      // Encodes `pending` into the block; when it might not fit, the block so far becomes `ready` and a new one
+      // starts. (A UTF-16 code unit is at most 3 UTF-8 bytes, so `3 × length` bytes always suffice.)
+      const commit = (): void => {
+        const worst = pending.length * 3;
+        if (off + worst > buf.length) {
+          if (off > 0) {
+            ready = { bytes: buf.subarray(0, off), rows: blockRows };
+            blockRows = 0;
           }
+          buf = Buffer.allocUnsafe(Math.max(blockBytes, worst));
+          off = 0;
         }
-        if (!ok) continue;
-        out += `${inChunk ? ',{' : '{'}${members(x)}}`;
-        if (++inChunk >= rowsPerChunk) {
-          yield { text: out, count: inChunk };
-          out = '';
-          inChunk = 0;
+        off += buf.write(pending, off);
+        blockRows += pendingRows;
+        pending = '';
+        pendingRows = 0;
+      };
+      const flush = (): Array<{ bytes: Buffer; rows: number }> => {
+        if (inChunk) pending += frame.close;
+        commit();
+        const out: Array<{ bytes: Buffer; rows: number }> = [];
+        if (ready) out.push(ready);
+        if (off > 0) out.push({ bytes: buf.subarray(0, off), rows: blockRows });
+        return out;
+      };
+      try {
+        for (const _ of resource.rows(x, plan)) {
+          let ok = true;
+          for (const { c, def } of filters) {
+            if (!compare(def.get(x), c)) {
+              ok = false;
+              break;
+            }
+          }
+          if (!ok) continue;
+          if (inChunk > 0) pending += `,{${members(x)}}`;
+          else pending += `${chunks ? frame.sep : ''}${frame.open}{${members(x)}}`;
+          pendingRows += 1;
+          if (++inChunk >= frame.rowsPerChunk) {
+            pending += frame.close;
+            inChunk = 0;
+            chunks += 1;
+          }
+          if (pending.length >= 16_384) {
+            commit();
+            if (ready) {
+              yield ready;
+              ready = null;
+            }
+          }
+          if (--left <= 0) break;
         }
-        if (--left <= 0) break;
+      } catch (err) {
+        // Close the chunk in progress, so the error the server appends follows whole chunks, as on Google Ads.
+        yield* flush();
+        throw err;
       }
-      if (inChunk) yield { text: out, count: inChunk };
+      yield* flush();
     },
   };
 }

@@ -216,33 +216,35 @@ export async function startDemoPlatform(opts: DemoPlatformOptions): Promise<Demo
       drained?.();
     });
     res.on('drain', () => drained?.());
-    const write = async (text: string): Promise<void> => {
-      if (!res.write(text) && !closed) {
+    const write = async (data: string | Buffer): Promise<void> => {
+      if (!res.write(data) && !closed) {
         await new Promise<void>((resolve) => {
           drained = resolve;
         });
         drained = null;
       } else {
-        await new Promise<void>((resolve) => setImmediate(resolve)); // let other requests run between chunks
+        await new Promise<void>((resolve) => setImmediate(resolve)); // let other requests run between blocks
       }
     };
-    let chunks = 0;
+    let written = 0;
     openStreams += 1;
     try {
-      await write('[');
-      for (const rows of prepared.chunks(rowsPerChunk)) {
+      res.write('[');
+      const frame = { rowsPerChunk, open: '{"results":[', close: tail, sep: ',' };
+      for (const block of prepared.blocks(frame)) {
         if (closed) return;
-        await write(`${chunks++ ? ',' : ''}{"results":[${rows.text}${tail}`);
-        rowsSent += rows.count;
+        written += block.bytes.length;
+        rowsSent += block.rows;
+        await write(block.bytes);
       }
-      if (chunks === 0) await write(`{"fieldMask":${JSON.stringify(prepared.fieldMask)},"requestId":"${requestId}"}`);
+      if (written === 0) await write(`{"fieldMask":${JSON.stringify(prepared.fieldMask)},"requestId":"${requestId}"}`);
       res.end(']');
     } catch (err) {
       // Mid-stream failure: Google reports it as an error element inside the array.
       const e = {
         error: { code: 500, message: `Internal error encountered: ${(err as Error).message}`, status: 'INTERNAL' },
       };
-      res.end(`${chunks ? ',' : ''}${JSON.stringify(e)}]`);
+      res.end(`${written ? ',' : ''}${JSON.stringify(e)}]`);
     } finally {
       openStreams -= 1;
     }

@@ -1,8 +1,8 @@
-import { OAuth2Client } from 'google-auth-library';
+import type { OAuth2Client } from 'google-auth-library';
 import { PermanentError, type PpcError, RetryableError } from '../../errors/index.ts';
 import { type HttpResponse, PlatformHttp, withDeadline } from '../http.ts';
 import { type BreakerOptions, createResilience, type RetryOptions } from '../resilience.ts';
-import { accessorFor, schemaFor, toGaql } from '../schema.ts';
+import { schemaFor, toGaql } from '../schema.ts';
 import {
   type AccountRef,
   type AccountStatus,
@@ -16,6 +16,7 @@ import {
   type UrlUsage,
 } from '../types.ts';
 import { errorFromBody, type GoogleRpcStatus, mapEmbeddedStatus, mapGoogleAdsError } from './errors.ts';
+import { RowDecoder } from './row-template.ts';
 import { JsonStreamError, SearchStreamParser } from './stream-parser.ts';
 
 /**
@@ -85,7 +86,9 @@ export class GoogleAdsConnector implements AdPlatformConnector {
   readonly platform: string;
   private readonly cfg: GoogleAdsConfig;
   private readonly http: PlatformHttp;
-  private readonly oauth: OAuth2Client;
+  /** Loaded on the first token request: google-auth-library costs ~20 MB of RSS to load, so processes that only
+   * import the ads module (the demo server, services that never stream) do not pay for it. */
+  private oauth: Promise<OAuth2Client> | null = null;
   private readonly resilience;
   private readonly base: string;
   private readonly timeoutMs: number;
@@ -98,12 +101,6 @@ export class GoogleAdsConnector implements AdPlatformConnector {
     this.base = `${baseUrl}/${cfg.apiVersion ?? 'v21'}`;
     this.timeoutMs = cfg.timeoutMs ?? 60_000;
     this.http = new PlatformHttp({ platform: this.platform });
-    this.oauth = new OAuth2Client({
-      clientId: cfg.clientId,
-      clientSecret: cfg.clientSecret,
-      ...(cfg.tokenUrl ? { endpoints: { oauth2TokenUrl: cfg.tokenUrl } } : {}),
-    });
-    this.oauth.setCredentials({ refresh_token: cfg.refreshToken });
     this.resilience = createResilience({ key: `${this.platform}|${baseUrl}`, retry: cfg.retry, breaker: cfg.breaker });
   }
 
@@ -111,11 +108,32 @@ export class GoogleAdsConnector implements AdPlatformConnector {
    * A valid access token, refreshed when expired (or when `force`, after the API said 401). Single-flight: every
    * concurrent caller shares one refresh, so a provider that rotates refresh tokens never sees two race.
    */
+  private oauthClient(): Promise<OAuth2Client> {
+    this.oauth ??= import('google-auth-library').then(
+      ({ OAuth2Client }) => {
+        const client = new OAuth2Client({
+          clientId: this.cfg.clientId,
+          clientSecret: this.cfg.clientSecret,
+          ...(this.cfg.tokenUrl ? { endpoints: { oauth2TokenUrl: this.cfg.tokenUrl } } : {}),
+        });
+        client.setCredentials({ refresh_token: this.cfg.refreshToken });
+        return client;
+      },
+      (err: unknown) => {
+        this.oauth = null;
+        throw err;
+      },
+    );
+    return this.oauth;
+  }
+
   private accessToken(force = false): Promise<string> {
     if (this.tokenInFlight) return this.tokenInFlight;
-    if (force) this.oauth.setCredentials({ refresh_token: this.cfg.refreshToken });
-    const p = this.oauth
-      .getAccessToken()
+    const p = this.oauthClient()
+      .then((oauth) => {
+        if (force) oauth.setCredentials({ refresh_token: this.cfg.refreshToken });
+        return oauth.getAccessToken();
+      })
       .then((r) => {
         if (!r.token)
           throw new PermanentError(`${this.platform}: the token endpoint returned no access token`, {
@@ -197,10 +215,24 @@ export class GoogleAdsConnector implements AdPlatformConnector {
   }
 
   /**
-   * Raw searchStream: GoogleAdsRow objects in batches of up to `batchRows`, parsed row by row as bytes arrive.
+   * Raw searchStream: GoogleAdsRow objects in batches of up to `batchRows`, parsed incrementally as bytes arrive.
    * An error element inside the stream is thrown after the rows before it have been delivered.
    */
-  async *searchStreamRows(account: AccountRef, gaql: string, opts: CallOptions = {}): AsyncGenerator<unknown[]> {
+  searchStreamRows(account: AccountRef, gaql: string, opts: CallOptions = {}): AsyncGenerator<unknown[]> {
+    return this.searchStreamBatches<unknown>(account, gaql, opts, (row) => row);
+  }
+
+  /**
+   * searchStream rows in batches, each row made into an item by `item`, or, when `decoder` is given, decoded by it
+   * straight from the text when it can (see RowDecoder), with `item` for the rest.
+   */
+  private async *searchStreamBatches<T>(
+    account: AccountRef,
+    gaql: string,
+    opts: CallOptions,
+    item: (row: unknown) => T,
+    decoder?: RowDecoder,
+  ): AsyncGenerator<T[]> {
     const id = normalizeCustomerId(account.id);
     const batchRows = this.cfg.batchRows ?? 1000;
     const res = await this.call(
@@ -211,10 +243,16 @@ export class GoogleAdsConnector implements AdPlatformConnector {
       opts,
       true,
     );
-    let batch: unknown[] = [];
+    let batch: T[] = [];
     let failure: PpcError | undefined;
     const parser = new SearchStreamParser({
-      onRow: (row) => batch.push(row),
+      onRow: (row) => batch.push(item(row)),
+      ...(decoder && {
+        decoder: {
+          match: (text: string, pos: number) => decoder.match(text, pos, batch as CellValue[][]),
+          learn: (rowText: string) => decoder.learn(rowText),
+        },
+      }),
       onChunk: (chunk) => {
         const c = chunk as StreamChunk;
         if (c.error && !failure) failure = mapGoogleAdsError(this.platform, c.error.code ?? 500, c.error);
@@ -247,16 +285,9 @@ export class GoogleAdsConnector implements AdPlatformConnector {
 
   async *streamReport(account: AccountRef, query: ReportQuery, opts: CallOptions = {}): AsyncGenerator<RowBatch> {
     const schema = schemaFor(query);
-    const accessors = schema.map(accessorFor);
-    const width = accessors.length;
-    for await (const results of this.searchStreamRows(account, toGaql(query), opts)) {
-      const rows: CellValue[][] = new Array(results.length);
-      for (let i = 0; i < results.length; i++) {
-        const r = results[i];
-        const row: CellValue[] = new Array(width);
-        for (let j = 0; j < width; j++) row[j] = accessors[j]!(r);
-        rows[i] = row;
-      }
+    const decoder = new RowDecoder(schema);
+    const cells = (row: unknown): CellValue[] => decoder.cellsOf(row);
+    for await (const rows of this.searchStreamBatches(account, toGaql(query), opts, cells, decoder)) {
       yield { schema, rows };
     }
   }
