@@ -12,6 +12,7 @@ import {
   startPostgres,
 } from '@ppc/lib/infra';
 import { type DemoPlatform, startDemoPlatform } from '@ppc/lib/ads';
+import { migrate, openDatabase } from '@ppc/lib/db';
 import { allResources, connectNats, provision } from '@ppc/lib/nats';
 import { formatLogLine } from './log-format.ts';
 
@@ -150,6 +151,15 @@ export class Launcher {
       persistent: true,
       onLog: (l) => /ERROR|FATAL|PANIC/.test(l) && this.#out(`${pgLog}${l}`),
     });
+    const orm = await openDatabase(this.#pg.url, { poolMax: 2 });
+    try {
+      const applied = await migrate(orm);
+      this.log(
+        applied.length ? `migrated the database: ${applied.map((m) => m.name).join(', ')}` : 'database up to date',
+      );
+    } finally {
+      await orm.close(true);
+    }
 
     this.#demo = await startDemoPlatform({ port: plan.demoPlatform.port });
     this.log(`demo ad platform at ${this.#demo.url}`);

@@ -1,0 +1,51 @@
+export {
+  AdAccount,
+  Connection,
+  entities,
+  Job,
+  Membership,
+  NotificationLog,
+  newId,
+  Organization,
+  OutboxMessage,
+  PLATFORMS,
+  ROLES,
+  type Role,
+  RUN_KINDS,
+  RUN_STATUSES,
+  Run,
+  type RunStatus,
+  TRIGGERS,
+  User,
+} from './entities.ts';
+export {
+  addToOutbox,
+  type BatchResult,
+  type OutboxRelay,
+  type OutboxScope,
+  type RelayHooks,
+  type RelayOptions,
+  relayOutboxBatch,
+  type StartRelayOptions,
+  startOutboxRelay,
+} from './outbox.ts';
+export { ARGON2_DEFAULTS, hashPassword, verifyPassword } from './passwords.ts';
+export {
+  type Database,
+  databaseConfig,
+  MIGRATIONS_DIR,
+  migrate,
+  type OpenDatabaseOptions,
+  openDatabase,
+} from './orm.ts';
+export {
+  generateKey,
+  type Keyring,
+  KeyringConfigError,
+  needsReseal,
+  openSecret,
+  parseKeyring,
+  SealedSecretError,
+  sealedKeyId,
+  sealSecret,
+} from './seal.ts';
