@@ -52,7 +52,7 @@ export function planFor(env: NodeJS.ProcessEnv, root: string): LaunchPlan {
     postgres: { port: at(54320), database: 'ppc' },
     demoPlatform: { port: at(9200) },
     services: [
-      { name: 'system', regional: false, port: at(9103), needsDatabase: true },
+      { name: 'system', regional: true, port: at(9103), needsDatabase: true },
       { name: 'report-worker', regional: true, port: at(9101), needsDatabase: false },
       { name: 'url-checker', regional: true, port: at(9102), needsDatabase: false },
       { name: 'autoscaler', regional: false, port: at(9104), needsDatabase: false },

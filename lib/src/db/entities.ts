@@ -155,8 +155,12 @@ const JobSchema = defineEntity({
     /** `{ onFailure, onRecovery, recipients }` and similar; read by the notifier. */
     notify: p.json<Record<string, unknown>>(),
     disabledReason: p.text().nullable(),
+    /** Statistics the run recorder recomputes on every terminal run event (read by the autoscaler and the UI). */
     lastSuccessAt: p.datetime().nullable(),
+    /** Mean wall time (started → finished) of the job's most recent successful runs. */
     meanDurationMs: p.integer().nullable(),
+    /** Failed runs finished since the last success (cancelled runs count neither way). */
+    consecutiveFailures: p.integer().default(0),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -191,7 +195,10 @@ const RunSchema = defineEntity({
     rowCounts: p.json<Record<string, number>>().nullable(),
     errorCode: p.string().length(100).nullable(),
     errorMessage: p.text().nullable(),
-    /** The highest event sequence projected; an older event never overwrites newer state. */
+    /**
+     * Stream sequence of the event that fixed the run's state: the first terminal event of the attempt once
+     * it has one, else the newest event projected for the attempt (see services/system/src/recorder.ts).
+     */
     lastEventSeq: p.bigint('number').default(0),
     queuedAt: createdAt(),
     startedAt: p.datetime().nullable(),
@@ -201,6 +208,8 @@ const RunSchema = defineEntity({
   indexes: [
     { name: 'runs_job_idx', properties: ['job', 'queuedAt'] },
     { name: 'runs_org_status_idx', properties: ['organization', 'status'] },
+    // Job statistics: a job's recent successes, and its failures since the last success.
+    { name: 'runs_job_status_finished_idx', properties: ['job', 'status', 'finishedAt'] },
   ],
 });
 export class Run extends RunSchema.class {}
