@@ -2,12 +2,13 @@
 // test, a private nats-server (the system consumer and task streams are shared on the harness' server).
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { AdAccount, Connection, Job, migrate, Organization, OutboxMessage, openDatabase, Run } from '@ppc/lib/db';
+import { Job, migrate, OutboxMessage, openDatabase, Run } from '@ppc/lib/db';
 import { connectNats, publish } from '@ppc/lib/nats';
 import { runService } from '@ppc/lib/service';
 import { privateNatsServer, waitFor } from '@ppc/lib/testing';
 import { headers, type ReportTask, streams, SystemTaskMsg } from '@ppc/proto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { seedAccount } from '../../../lib/src/db/fixtures/seed.ts';
 import { freshDatabaseUrl } from '../../../lib/src/db/fixtures/test-database.ts';
 import { enqueueDueJobs, nextFireAfter } from './due-jobs.ts';
 import { system } from './main.ts';
@@ -18,31 +19,6 @@ let orm: MikroORM;
 /** A second ORM with its own pool: a second system replica. */
 let orm2: MikroORM;
 let base: { orgId: string; accountId: string; connectionId: string };
-
-async function seedAccount(db: MikroORM, opts: { accountStatus?: 'enabled' | 'removed'; revoked?: boolean } = {}) {
-  const em = db.em.fork();
-  const org = em.create(Organization, { name: 'Acme' });
-  const conn = em.create(Connection, {
-    organization: org,
-    platform: 'demo',
-    label: 'demo',
-    sealedRefreshToken: 'v1.k.x.y.z',
-    keyId: 'k',
-    status: opts.revoked ? 'revoked' : 'active',
-  });
-  const account = em.create(AdAccount, {
-    organization: org,
-    connection: conn,
-    platform: 'demo',
-    platformAccountId: `acc-${Math.random()}`,
-    name: 'Demo',
-    currency: 'EUR',
-    timeZone: 'Europe/Prague',
-    status: opts.accountStatus ?? 'enabled',
-  });
-  await em.flush();
-  return { orgId: org.id, accountId: account.id, connectionId: conn.id };
-}
 
 interface JobSpec {
   cron: string | null;

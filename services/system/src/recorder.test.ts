@@ -1,6 +1,7 @@
 // The run recorder against the real PostgreSQL (and, end to end, a private nats-server).
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { AdAccount, Connection, type Database, Job, migrate, Organization, openDatabase, Run } from '@ppc/lib/db';
+import { type Database, Job, migrate, openDatabase, Run } from '@ppc/lib/db';
+import { seedAccount } from '../../../lib/src/db/fixtures/seed.ts';
 import { freshDatabaseUrl } from '../../../lib/src/db/fixtures/test-database.ts';
 import { createLogger } from '@ppc/lib/log';
 import { connectNats, ensureConsumer, ensureStream, publish } from '@ppc/lib/nats';
@@ -26,27 +27,7 @@ let accountId: string;
 beforeAll(async () => {
   orm = await openDatabase(await freshDatabaseUrl('recorder'), { poolMax: 20 });
   await migrate(orm);
-  const em = orm.em.fork();
-  const org = em.create(Organization, { name: 'Recorder Inc' });
-  const conn = em.create(Connection, {
-    organization: org,
-    platform: 'demo',
-    label: 'demo',
-    sealedRefreshToken: 'sealed',
-    keyId: 'k1',
-  });
-  const account = em.create(AdAccount, {
-    organization: org,
-    connection: conn,
-    platform: 'demo',
-    platformAccountId: 'acc-1',
-    name: 'Demo',
-    currency: 'EUR',
-    timeZone: 'UTC',
-  });
-  await em.flush();
-  orgId = org.id;
-  accountId = account.id;
+  ({ orgId, accountId } = await seedAccount(orm, { orgName: 'Recorder Inc', timeZone: 'UTC' }));
 });
 afterAll(() => orm?.close(true));
 
