@@ -1,6 +1,5 @@
 // What the transport bench's parent and its consumer processes must agree on: resources and IPC.
-import { type ConsumerSpec, defineMessage, type StreamSpec } from '@ppc/proto';
-import { Type } from '@sinclair/typebox';
+import { scratchResources } from '@ppc/lib/testing';
 
 /**
  * raw: the bare client, JSON body, no headers. typed: lib's publish/consume. rawHeaders: the bare
@@ -29,41 +28,11 @@ export type Report =
  * inherits another's backlog, dedupe window or consumer state. Both paths use exactly these.
  */
 export function benchResources(name: string) {
-  const subject = `bench.${name.toLowerCase()}.task`;
-  const stream: StreamSpec = {
-    name,
-    subjects: [subject],
-    retention: 'workqueue',
-    storage: 'file',
-    discard: 'old',
-    maxAgeMs: 0,
-    maxMsgsPerSubject: -1,
-    maxBytes: -1,
-    maxMsgSize: 1024 * 1024,
-    duplicateWindowMs: 120_000,
-    replicas: 1,
-    description: 'transport bench',
-  };
-  const consumer: ConsumerSpec = {
-    stream: name,
-    durable: `${name}_C`,
-    filterSubject: subject,
-    // Long enough that nothing is redelivered mid-run: every delivery is counted exactly once.
-    ackWaitMs: 30_000,
-    maxDeliver: 3,
-    backoffMs: [200],
-    maxAckPending: 1000,
-    deliverPolicy: 'all',
-    description: 'transport bench consumer',
-  };
-  const Task = defineMessage({
+  return scratchResources(name, {
+    prefix: `bench.${name.toLowerCase()}`,
     type: 'bench.task.v1',
-    schema: Type.Object(
-      { id: Type.String({ minLength: 1 }), n: Type.Integer({ minimum: 0 }) },
-      { additionalProperties: false },
-    ),
-    subject: () => subject,
-    msgId: (b) => `task.${b.id}`,
+    stream: { duplicateWindowMs: 120_000, description: 'transport bench' },
+    // Long enough that nothing is redelivered mid-run: every delivery is counted exactly once.
+    consumer: { ackWaitMs: 30_000, description: 'transport bench consumer' },
   });
-  return { stream, consumer, Task, subject };
 }

@@ -48,3 +48,4 @@ export function uniqueName(prefix: string): string {
   counter += 1;
   return `${prefix}_${process.pid}_${Date.now().toString(36)}_${counter}`.toUpperCase().replace(/-/g, '_');
 }
+export { type ScratchOptions, scratchResources } from './scratch-resources.ts';

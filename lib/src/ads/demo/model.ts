@@ -5,6 +5,16 @@
  * `README.md` next to this file.
  */
 
+/** The cached value at `i`, made once by `make` (called on `self`: no closure per call on the hot path). */
+function memo<T, S>(cache: T[], i: number, self: S, make: (this: S, i: number) => T): T {
+  let v = cache[i];
+  if (v === undefined) {
+    v = make.call(self, i);
+    cache[i] = v;
+  }
+  return v;
+}
+
 // ---- deterministic randomness -------------------------------------------------------------------------------
 
 function fmix(h: number): number {
@@ -376,23 +386,13 @@ export class AccountShape {
   }
 
   campaignId(c: number): string {
-    let v = this.cid[c];
-    if (v === undefined) {
-      v = this.makeCampaignId(c);
-      this.cid[c] = v;
-    }
-    return v;
+    return memo(this.cid, c, this, this.makeCampaignId);
   }
   private makeCampaignId(c: number): string {
     return String(10_000_000 + this.account.index * 100_000 + c);
   }
   campaignName(c: number): string {
-    let v = this.cname[c];
-    if (v === undefined) {
-      v = this.makeCampaignName(c);
-      this.cname[c] = v;
-    }
-    return v;
+    return memo(this.cname, c, this, this.makeCampaignName);
   }
   private makeCampaignName(c: number): string {
     const product = PRODUCTS[this.h(1, c) % PRODUCTS.length]!;
@@ -407,34 +407,19 @@ export class AccountShape {
     return Math.floor(g / this.adGroupsPerCampaign);
   }
   adGroupId(g: number): string {
-    let v = this.gid[g];
-    if (v === undefined) {
-      v = this.makeAdGroupId(g);
-      this.gid[g] = v;
-    }
-    return v;
+    return memo(this.gid, g, this, this.makeAdGroupId);
   }
   private makeAdGroupId(g: number): string {
     return String(100_000_000_000 + this.account.index * 1_000_000_000 + g);
   }
   adGroupProduct(g: number): string {
-    let v = this.gprod[g];
-    if (v === undefined) {
-      v = this.makeAdGroupProduct(g);
-      this.gprod[g] = v;
-    }
-    return v;
+    return memo(this.gprod, g, this, this.makeAdGroupProduct);
   }
   private makeAdGroupProduct(g: number): string {
     return PRODUCTS[(this.h(1, this.campaignOf(g)) + (g % this.adGroupsPerCampaign)) % PRODUCTS.length]!;
   }
   adGroupName(g: number): string {
-    let v = this.gname[g];
-    if (v === undefined) {
-      v = this.makeAdGroupName(g);
-      this.gname[g] = v;
-    }
-    return v;
+    return memo(this.gname, g, this, this.makeAdGroupName);
   }
   private makeAdGroupName(g: number): string {
     const mod = MODIFIERS[this.h(2, g) % MODIFIERS.length]!;
@@ -448,23 +433,13 @@ export class AccountShape {
     return Math.floor(k / this.keywordsPerAdGroup);
   }
   criterionId(k: number): string {
-    let v = this.kid[k];
-    if (v === undefined) {
-      v = this.makeCriterionId(k);
-      this.kid[k] = v;
-    }
-    return v;
+    return memo(this.kid, k, this, this.makeCriterionId);
   }
   private makeCriterionId(k: number): string {
     return String(200_000_000_000 + this.account.index * 1_000_000_000 + k);
   }
   keywordText(k: number): string {
-    let v = this.ktext[k];
-    if (v === undefined) {
-      v = this.makeKeywordText(k);
-      this.ktext[k] = v;
-    }
-    return v;
+    return memo(this.ktext, k, this, this.makeKeywordText);
   }
   private makeKeywordText(k: number): string {
     const h = this.h(4, k);
@@ -484,12 +459,7 @@ export class AccountShape {
   }
   /** 40% exact, 35% phrase, 25% broad. */
   matchType(k: number): (typeof MATCH_TYPES)[number] {
-    let v = this.kmatch[k];
-    if (v === undefined) {
-      v = this.makeMatchType(k);
-      this.kmatch[k] = v;
-    }
-    return v;
+    return memo(this.kmatch, k, this, this.makeMatchType);
   }
   private makeMatchType(k: number): (typeof MATCH_TYPES)[number] {
     const r = this.h(5, k) % 100;
@@ -566,23 +536,13 @@ export class AccountShape {
   // ---- metrics ----
   /** A keyword's typical daily impressions: log-normal, heavy-tailed. */
   keywordBaseImpressions(k: number): number {
-    let v = this.kimpr[k];
-    if (v === undefined) {
-      v = this.makeKeywordBaseImpressions(k);
-      this.kimpr[k] = v;
-    }
-    return v;
+    return memo(this.kimpr, k, this, this.makeKeywordBaseImpressions);
   }
   private makeKeywordBaseImpressions(k: number): number {
     return this.impressionScale * Math.exp(1.1 * normal(this.h(20, k), this.h(21, k)) - 0.6);
   }
   keywordCtr(k: number): number {
-    let v = this.kctr[k];
-    if (v === undefined) {
-      v = this.makeKeywordCtr(k);
-      this.kctr[k] = v;
-    }
-    return v;
+    return memo(this.kctr, k, this, this.makeKeywordCtr);
   }
   private makeKeywordCtr(k: number): number {
     const base = { EXACT: 0.075, PHRASE: 0.05, BROAD: 0.03 }[this.matchType(k)];
@@ -590,12 +550,7 @@ export class AccountShape {
     return Math.min(0.4, base * (0.5 + q / 10) * Math.exp(0.3 * normal(this.h(22, k), this.h(23, k))));
   }
   keywordCpcMicros(k: number): number {
-    let v = this.kcpc[k];
-    if (v === undefined) {
-      v = this.makeKeywordCpcMicros(k);
-      this.kcpc[k] = v;
-    }
-    return v;
+    return memo(this.kcpc, k, this, this.makeKeywordCpcMicros);
   }
   private makeKeywordCpcMicros(k: number): number {
     const q = this.qualityScore(k) ?? 5;
@@ -603,12 +558,7 @@ export class AccountShape {
     return this.account.cpcMicros * (1.6 - q / 10) * Math.exp(0.35 * normal(this.h(25, k), this.h(26, k))) * anomaly;
   }
   keywordCvr(k: number): number {
-    let v = this.kcvr[k];
-    if (v === undefined) {
-      v = this.makeKeywordCvr(k);
-      this.kcvr[k] = v;
-    }
-    return v;
+    return memo(this.kcvr, k, this, this.makeKeywordCvr);
   }
   private makeKeywordCvr(k: number): number {
     return this.h(24, k) % 89 === 2 ? 0 : 0.035 * Math.exp(0.5 * normal(this.h(27, k), this.h(28, k)));

@@ -13,11 +13,31 @@ import {
   type CellValue,
   type ReportQuery,
   type RowBatch,
+  type UrlSource,
   type UrlUsage,
 } from '../types.ts';
 import { errorFromBody, type GoogleRpcStatus, mapEmbeddedStatus, mapGoogleAdsError } from './errors.ts';
 import { RowDecoder } from './row-template.ts';
 import { JsonStreamError, SearchStreamParser } from './stream-parser.ts';
+
+/**
+ * URL usages from rows laid out as campaign id, campaign name, ad group id, ad group name, entity id,
+ * label, final URLs: the ad and keyword queries of `listUrls`.
+ */
+function adGroupUrlUses(rows: RowBatch['rows'], source: UrlSource, defaultLabel: string): UrlUsage[] {
+  return rows.flatMap((r) =>
+    (r[6] as string[]).map((url) => ({
+      url,
+      source,
+      campaignId: String(r[0]),
+      campaignName: String(r[1]),
+      adGroupId: String(r[2]),
+      adGroupName: String(r[3]),
+      entityId: String(r[4]),
+      label: String(r[5] ?? defaultLabel),
+    })),
+  );
+}
 
 /**
  * The Google Ads API over REST (https://developers.google.com/google-ads/api/rest/overview): GAQL through
@@ -362,18 +382,7 @@ export class GoogleAdsConnector implements AdPlatformConnector {
       where: ["ad_group_ad.status != 'REMOVED'"],
     };
     for await (const b of this.streamReport(account, ads, opts)) {
-      yield b.rows.flatMap((r) =>
-        (r[6] as string[]).map((url) => ({
-          url,
-          source: 'ad' as const,
-          campaignId: String(r[0]),
-          campaignName: String(r[1]),
-          adGroupId: String(r[2]),
-          adGroupName: String(r[3]),
-          entityId: String(r[4]),
-          label: String(r[5] ?? 'AD'),
-        })),
-      );
+      yield adGroupUrlUses(b.rows, 'ad', 'AD');
     }
     const keywords: ReportQuery = {
       from: 'ad_group_criterion',
@@ -389,18 +398,7 @@ export class GoogleAdsConnector implements AdPlatformConnector {
       where: ["ad_group_criterion.type = 'KEYWORD'", "ad_group_criterion.status != 'REMOVED'"],
     };
     for await (const b of this.streamReport(account, keywords, opts)) {
-      const batch = b.rows.flatMap((r) =>
-        (r[6] as string[]).map((url) => ({
-          url,
-          source: 'keyword' as const,
-          campaignId: String(r[0]),
-          campaignName: String(r[1]),
-          adGroupId: String(r[2]),
-          adGroupName: String(r[3]),
-          entityId: String(r[4]),
-          label: String(r[5] ?? ''),
-        })),
-      );
+      const batch = adGroupUrlUses(b.rows, 'keyword', '');
       if (batch.length) yield batch;
     }
     const sitelinks: ReportQuery = {
