@@ -206,6 +206,15 @@ export const kvBuckets = {
     replicas: 1,
     description: 'Heartbeats of every running instance',
   },
+  taskStats: {
+    bucket: 'task-stats',
+    // A task type nobody has run for a week no longer says anything about the next burst.
+    ttlMs: 7 * DAY,
+    history: 1,
+    storage: 'file',
+    replicas: 1,
+    description: 'Recent task time per worker pool and task type (key <pool>.<taskType>), written by system',
+  },
 } as const satisfies Record<string, KvSpec>;
 
 export const objectStores = {

@@ -156,6 +156,7 @@ export const RunCancelled = Type.Object(
   { ...runEventBase, reason: Type.String({ maxLength: 500 }) },
   { additionalProperties: false },
 );
+export type RunOutput = Static<typeof RunOutput>;
 export type RunQueued = Static<typeof RunQueued>;
 export type RunStarted = Static<typeof RunStarted>;
 export type RunProgress = Static<typeof RunProgress>;
@@ -183,6 +184,26 @@ export const ScaleDecision = Type.Object(
   { additionalProperties: false },
 );
 export type ScaleDecision = Static<typeof ScaleDecision>;
+
+/**
+ * The value of `task-stats` KV key `<pool>.<taskType>` (e.g. `report-worker-eu-west.search-terms`,
+ * `url-checker-eu-west.urlcheck`): how long one task type has recently taken in one worker pool.
+ * Written by system's run recorder when a run finishes (compare-and-swap, so replicas never lose a
+ * sample); read by the autoscaler. `meanMs` is an exponentially weighted mean of task wall times;
+ * `weight` is the number of recent samples, decayed by half every hour, as of `updatedAt`.
+ */
+export const TaskStat = Type.Object(
+  {
+    pool: Id,
+    taskType: Id,
+    meanMs: Type.Number({ minimum: 0 }),
+    weight: Type.Number({ minimum: 0 }),
+    samples: Type.Integer({ minimum: 0 }),
+    updatedAt: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type TaskStat = Static<typeof TaskStat>;
 
 /** `worker.heartbeat.v1`, the value of `workers` KV key `<service>.<instanceId>`. */
 export const WorkerHeartbeat = Type.Object(
@@ -218,7 +239,14 @@ export type RunCancel = Static<typeof RunCancel>;
 
 /** `credentials.request.v1` on `svc.credentials.token` (core request-reply, never stored). */
 export const CredentialRequest = Type.Object(
-  { runId: Id, accountId: Id, connectionId: Id, platform: Platform },
+  {
+    runId: Id,
+    accountId: Id,
+    connectionId: Id,
+    platform: Platform,
+    /** The platform refused the last token (HTTP 401): refresh instead of answering from the cache. */
+    force: Type.Optional(Type.Boolean()),
+  },
   { additionalProperties: false },
 );
 export type CredentialRequest = Static<typeof CredentialRequest>;
@@ -233,6 +261,8 @@ export const CredentialReply = Type.Union([
       apiBaseUrl: Type.Optional(Type.String({ maxLength: 2000 })),
       developerToken: Type.Optional(Type.String({ maxLength: 200 })),
       loginCustomerId: Type.Optional(Type.String({ maxLength: 50 })),
+      /** The platform's own id of the run's account (the task carries only ours). */
+      platformAccountId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     },
     { additionalProperties: false },
   ),

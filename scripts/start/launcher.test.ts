@@ -6,6 +6,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isPortFree } from '@ppc/lib/infra';
+import { createMailer, readSinkIndex } from '@ppc/lib/mail';
+import { allResources } from '@ppc/lib/nats';
 import { waitFor } from '@ppc/lib/testing';
 import type { WorkerHeartbeat } from '@ppc/proto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -13,6 +15,7 @@ import { formatLogLine } from './log-format.ts';
 import { planFor } from './launcher.ts';
 
 const main = new URL('./main.ts', import.meta.url).pathname;
+const resourceCount = Object.values(allResources(['local'])).reduce((n, list) => n + (list?.length ?? 0), 0);
 const dataDir = mkdtempSync(join(tmpdir(), 'ppc-start-'));
 const launched: ChildProcess[] = [];
 // A failed assertion must not leave a mesh running: stop whatever is still up, as Ctrl-C would.
@@ -38,6 +41,7 @@ async function freeOffset(): Promise<number> {
       plan.nats.monitorPort,
       plan.postgres.port,
       plan.demoPlatform.port,
+      plan.smtpSink.port,
       ...plan.services.map((s) => s.port),
     ];
     if ((await Promise.all(ports.map((p) => isPortFree(p, '0.0.0.0')))).every(Boolean)) return offset;
@@ -74,7 +78,7 @@ const alive = (pid: number) => {
 };
 
 describe('npm start launcher', () => {
-  it('brings up all six services, stops everything on Ctrl-C within 10 s, and reuses its data on the next start', async () => {
+  it('brings up all six services and the SMTP sink, stops everything on Ctrl-C within 10 s, and reuses its data on the next start', async () => {
     const offset = await freeOffset();
     const plan = planFor({ PPC_PORT_OFFSET: String(offset) }, '/');
     const gateway = `http://127.0.0.1:${8080 + offset}`;
@@ -86,16 +90,32 @@ describe('npm start launcher', () => {
         timeoutMs: 90_000,
         intervalMs: 100,
       });
-      expect(run.out()).toMatch(round === 1 ? /provisioned: 16 created/ : /provisioned: 16 unchanged/);
+      // Every stream, consumer, bucket and object store: created on the first start, untouched on the second.
+      expect(run.out()).toContain(`provisioned: ${resourceCount} ${round === 1 ? 'created' : 'unchanged'}`);
 
       const accounts = await fetch(`http://127.0.0.1:${9200 + offset}/v19/customers:listAccessibleCustomers`);
       // The demo ad platform answers like Google Ads would without credentials.
       expect(accounts.status).toBe(401);
       expect(await accounts.json()).toMatchObject({ error: { status: 'UNAUTHENTICATED' } });
+      // The local SMTP sink takes any mail and stores it under the data dir; the system service sends to it.
+      const smtpUrl = `smtp://127.0.0.1:${2525 + offset}`;
+      expect(run.out()).toContain(`SMTP sink at ${smtpUrl}`);
+      const mailer = createMailer({ url: smtpUrl, from: 'test@example.com' });
+      try {
+        await mailer.send({ to: 'ana@example.com', subject: `round ${round}`, text: 'hi', html: '<p>hi</p>' });
+      } finally {
+        mailer.close();
+      }
+      const stored = await readSinkIndex(join(dataDir, 'mail'));
+      expect(stored.map((m) => m.subject)).toEqual(round === 1 ? ['round 1'] : ['round 1', 'round 2']);
+      expect(existsSync(join(dataDir, 'mail', stored.at(-1)!.file))).toBe(true);
+
       const status = (await (await fetch(`${gateway}/`)).json()) as { instances: WorkerHeartbeat[] };
       const services = status.instances.map((i) => i.service).sort();
       expect(services).toEqual(['autoscaler', 'clock', 'gateway', 'report-worker', 'system', 'url-checker']);
       expect(status.instances.every((i) => i.ready)).toBe(true);
+      const system = status.instances.find((i) => i.service === 'system');
+      expect(system?.details).toMatchObject({ mail: { smtp: smtpUrl, publicUrl: gateway } });
       const pids = status.instances.map((i) => i.pid);
       const pgPid = Number(readFileSync(join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
       pids.push(pgPid);
@@ -110,22 +130,27 @@ describe('npm start launcher', () => {
       expect(run.out()).not.toMatch(/Unhandled|uncaught|FATAL|did not stop in time/i);
       expect(run.out()).toMatch(/\[ppc\]\s+stopped in \d+\.\d s/);
       await waitFor(() => pids.every((p) => !alive(p)), { what: 'every process gone', timeoutMs: 2000 });
-      const ports = [plan.nats.port, plan.postgres.port, ...plan.services.map((s) => s.port)];
+      const ports = [plan.nats.port, plan.postgres.port, plan.smtpSink.port, ...plan.services.map((s) => s.port)];
       expect((await Promise.all(ports.map((p) => isPortFree(p, '0.0.0.0')))).every(Boolean)).toBe(true);
     }
     expect(existsSync(join(dataDir, 'nats', 'jetstream'))).toBe(true);
   });
 
   it('refuses to start when a port is taken, naming the port and who needed it', async () => {
-    const offset = await freeOffset();
-    const squatter = createServer();
-    await new Promise<void>((res) => squatter.listen(9103 + offset, '0.0.0.0', res));
-    try {
-      const run = launch(offset);
-      expect(await run.exit).toBe(1);
-      expect(run.out()).toMatch(new RegExp(`port ${9103 + offset} is already in use.*the system service needs it`));
-    } finally {
-      squatter.close();
+    for (const [port, wantedBy] of [
+      [9103, 'the system service'],
+      [2525, 'the local SMTP sink'],
+    ] as const) {
+      const offset = await freeOffset();
+      const squatter = createServer();
+      await new Promise<void>((res) => squatter.listen(port + offset, '0.0.0.0', res));
+      try {
+        const run = launch(offset);
+        expect(await run.exit).toBe(1);
+        expect(run.out()).toMatch(new RegExp(`port ${port + offset} is already in use.*${wantedBy} needs it`));
+      } finally {
+        squatter.close();
+      }
     }
   });
 

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -12,7 +12,8 @@ import {
   startPostgres,
 } from '@ppc/lib/infra';
 import { type DemoPlatform, startDemoPlatform } from '@ppc/lib/ads';
-import { migrate, openDatabase } from '@ppc/lib/db';
+import { generateKey, migrate, openDatabase } from '@ppc/lib/db';
+import { type SmtpSink, startSmtpSink } from '@ppc/lib/mail';
 import { allResources, connectNats, provision } from '@ppc/lib/nats';
 import { formatLogLine } from './log-format.ts';
 
@@ -21,6 +22,10 @@ export interface ServicePlan {
   port: number;
   needsDatabase: boolean;
   regional: boolean;
+  /** Gets `SMTP_URL` (the local sink) and `PPC_PUBLIC_URL` (the gateway, for links in e-mails). */
+  sendsMail: boolean;
+  /** Holds ad-platform credentials: gets `PPC_SECRET_KEY`, the demo platform's URL and any `PPC_GOOGLE_*`. */
+  sealsSecrets?: boolean;
 }
 
 export interface LaunchPlan {
@@ -30,6 +35,8 @@ export interface LaunchPlan {
   postgres: { port: number; database: string };
   /** The demo ad platform (Google Ads-shaped API and the landing pages behind its ads). */
   demoPlatform: { port: number };
+  /** The local SMTP sink: every e-mail the mesh sends is stored under `<dataDir>/mail`, none is delivered. */
+  smtpSink: { port: number; dir: string };
   /** In start order; they stop in reverse. */
   services: ServicePlan[];
   regions: string[];
@@ -45,19 +52,21 @@ export function planFor(env: NodeJS.ProcessEnv, root: string): LaunchPlan {
     throw new Error(`PPC_PORT_OFFSET: expected an integer from 0 to 50000, got ${JSON.stringify(raw)}`);
   }
   const at = (p: number) => p + offset;
+  const dataDir = resolve(root, env.PPC_DATA_DIR ?? '.data');
   return {
     root,
-    dataDir: resolve(root, env.PPC_DATA_DIR ?? '.data'),
+    dataDir,
     nats: { port: at(4222), monitorPort: at(8222) },
     postgres: { port: at(54320), database: 'ppc' },
     demoPlatform: { port: at(9200) },
+    smtpSink: { port: at(2525), dir: join(dataDir, 'mail') },
     services: [
-      { name: 'system', regional: true, port: at(9103), needsDatabase: true },
-      { name: 'report-worker', regional: true, port: at(9101), needsDatabase: false },
-      { name: 'url-checker', regional: true, port: at(9102), needsDatabase: false },
-      { name: 'autoscaler', regional: false, port: at(9104), needsDatabase: false },
-      { name: 'clock', regional: false, port: at(9105), needsDatabase: false },
-      { name: 'gateway', regional: false, port: at(8080), needsDatabase: true },
+      { name: 'system', regional: true, port: at(9103), needsDatabase: true, sendsMail: true, sealsSecrets: true },
+      { name: 'report-worker', regional: true, port: at(9101), needsDatabase: false, sendsMail: false },
+      { name: 'url-checker', regional: true, port: at(9102), needsDatabase: false, sendsMail: false },
+      { name: 'autoscaler', regional: false, port: at(9104), needsDatabase: false, sendsMail: false },
+      { name: 'clock', regional: false, port: at(9105), needsDatabase: false, sendsMail: false },
+      { name: 'gateway', regional: false, port: at(8080), needsDatabase: true, sendsMail: false },
     ],
     regions: ['local'],
     logLevel: env.LOG_LEVEL ?? 'info',
@@ -88,6 +97,7 @@ export async function checkPorts(plan: LaunchPlan): Promise<void> {
     { port: plan.nats.monitorPort, wantedBy: 'nats-server (monitoring port)' },
     { port: plan.postgres.port, wantedBy: 'PostgreSQL' },
     { port: plan.demoPlatform.port, wantedBy: 'the demo ad platform' },
+    { port: plan.smtpSink.port, wantedBy: 'the local SMTP sink' },
     ...plan.services.map((s) => ({ port: s.port, wantedBy: `the ${s.name} service` })),
   ];
   for (const w of wanted) {
@@ -110,6 +120,7 @@ export class Launcher {
   #nats?: NatsServerHandle;
   #pg?: PostgresHandle;
   #demo?: DemoPlatform;
+  #mail?: SmtpSink;
   #running: Running[] = [];
   #stopping = false;
   #out: (line: string) => void;
@@ -163,6 +174,8 @@ export class Launcher {
 
     this.#demo = await startDemoPlatform({ port: plan.demoPlatform.port });
     this.log(`demo ad platform at ${this.#demo.url}`);
+    this.#mail = await startSmtpSink({ port: plan.smtpSink.port, dir: plan.smtpSink.dir });
+    this.log(`SMTP sink at ${this.#mail.url}: e-mail is stored in ${plan.smtpSink.dir}, not delivered`);
 
     const nc = await connectNats({ servers: this.#nats.url, name: 'ppc-launcher' });
     try {
@@ -178,6 +191,17 @@ export class Launcher {
     return `http://127.0.0.1:${gateway?.port ?? 8080}`;
   }
 
+  /**
+   * The key that seals stored refresh tokens: `PPC_SECRET_KEY` when set, else one generated at the first start
+   * and kept in `<dataDir>/secret-key` (mode 0600) beside the database it protects, so restarts can open it.
+   */
+  #secretKey(): string {
+    if (process.env.PPC_SECRET_KEY) return process.env.PPC_SECRET_KEY;
+    const file = join(this.plan.dataDir, 'secret-key');
+    if (!existsSync(file)) writeFileSync(file, `local:${generateKey()}\n`, { mode: 0o600, flag: 'wx' });
+    return readFileSync(file, 'utf8').trim();
+  }
+
   #spawn(s: ServicePlan, index: number, restarts = 0): void {
     const { plan } = this;
     // Services refuse PPC_* variables they do not know, so they get only their own.
@@ -190,6 +214,22 @@ export class Launcher {
     };
     if (s.regional) env.PPC_REGION = plan.regions[0];
     if (s.needsDatabase) env.DATABASE_URL = this.#pg!.url;
+    if (s.sendsMail) {
+      env.SMTP_URL = this.#mail!.url;
+      const gateway = plan.services.find((g) => g.name === 'gateway');
+      env.PPC_PUBLIC_URL = `http://127.0.0.1:${gateway?.port ?? 8080}`;
+    }
+    // The launcher's own workers stay up; the autoscaler starts more as local processes, which exit when idle.
+    if (s.name === 'report-worker' || s.name === 'url-checker') env.PPC_IDLE_EXIT_MS = '0';
+    if (s.name === 'autoscaler') {
+      env.PPC_AUTOSCALER_BACKEND = 'local';
+      env.PPC_AUTOSCALER_REGIONS = plan.regions.join(',');
+    }
+    if (s.sealsSecrets) {
+      env.PPC_SECRET_KEY = this.#secretKey();
+      env.PPC_DEMO_PLATFORM_URL = this.#demo!.url;
+      for (const [k, v] of Object.entries(process.env)) if (k.startsWith('PPC_GOOGLE_') && v) env[k] = v;
+    }
     const child = spawn(process.execPath, [join(plan.root, 'services', s.name, 'src', 'main.ts')], {
       cwd: plan.root,
       env,
@@ -235,7 +275,10 @@ export class Launcher {
     );
   }
 
-  /** Services in reverse start order, then nats-server, then PostgreSQL; whatever overstays is killed. */
+  /**
+   * Services in reverse start order, then the demo platform and the SMTP sink, then nats-server, then
+   * PostgreSQL; whatever overstays is killed.
+   */
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
@@ -254,6 +297,7 @@ export class Launcher {
       }
     }
     await this.#demo?.close();
+    await this.#mail?.close();
     await this.#nats?.stop();
     await this.#pg?.stop();
   }

@@ -117,6 +117,8 @@ const AdAccountSchema = defineEntity({
     platform: p.enum(PLATFORMS),
     /** The platform's own account id (Google Ads customer id). */
     platformAccountId: p.string().length(100),
+    /** The manager account access goes through (`login-customer-id`); null for direct access. */
+    loginCustomerId: p.string().length(20).nullable(),
     name: p.string().length(300),
     currency: p.string().length(3),
     timeZone: p.string().length(64),
@@ -200,6 +202,8 @@ const RunSchema = defineEntity({
      * it has one, else the newest event projected for the attempt (see services/system/src/recorder.ts).
      */
     lastEventSeq: p.bigint('number').default(0),
+    /** Lease revision of the clock leader whose tick enqueued a `schedule` run (see `fences`). */
+    fencingToken: p.bigint('number').nullable(),
     queuedAt: createdAt(),
     startedAt: p.datetime().nullable(),
     finishedAt: p.datetime().nullable(),
@@ -262,6 +266,22 @@ const NotificationLogSchema = defineEntity({
 export class NotificationLog extends NotificationLogSchema.class {}
 NotificationLogSchema.setClass(NotificationLog);
 
+const FenceSchema = defineEntity({
+  name: 'Fence',
+  tableName: 'fences',
+  properties: {
+    /** What is fenced: `clock` for the clock leader's ticks. */
+    name: p.string().length(100).primary(),
+    /** The highest fencing token whose effects were admitted; effects carrying a lower one are refused. */
+    token: p.bigint('number'),
+    /** Last time a holder of `token` confirmed it: a fence left unconfirmed for long may be reset (see due-jobs). */
+    updatedAt: p.datetime().defaultRaw('now()'),
+  },
+});
+/** Fences are the mesh's, not a tenant's: the one table without an organization. */
+export class Fence extends FenceSchema.class {}
+FenceSchema.setClass(Fence);
+
 export const entities = [
   OrganizationSchema,
   UserSchema,
@@ -272,4 +292,5 @@ export const entities = [
   RunSchema,
   OutboxSchema,
   NotificationLogSchema,
+  FenceSchema,
 ];

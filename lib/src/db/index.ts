@@ -2,6 +2,7 @@ export {
   AdAccount,
   Connection,
   entities,
+  Fence,
   Job,
   Membership,
   NotificationLog,
@@ -18,6 +19,7 @@ export {
   TRIGGERS,
   User,
 } from './entities.ts';
+export { FENCE_RESET_AFTER_MS, holdFence, raiseFence, StaleFencingTokenError } from './fence.ts';
 export {
   addToOutbox,
   type BatchResult,

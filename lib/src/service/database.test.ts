@@ -22,7 +22,9 @@ describe('connectDatabase', () => {
   it('fails at start with the URL (password hidden) and the reason', async () => {
     const err = await connectDatabase('postgres://app:s3cret@127.0.0.1:1/ppc').catch((e) => e);
     expect(err).toBeInstanceOf(DatabaseUnavailableError);
-    expect(err.message).toMatch(/^cannot reach PostgreSQL at postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/ppc \(DATABASE_URL\): /);
+    expect(err.message).toMatch(
+      /^cannot reach PostgreSQL at postgres:\/\/app:\*\*\*@127\.0\.0\.1:1\/ppc \(DATABASE_URL\): /,
+    );
     expect(err.message).not.toContain('s3cret');
   });
 });

@@ -31,6 +31,12 @@ export function baseEnv(defaults: { port: number }) {
       default: '',
       doc: 'a unique id for this instance (letters, digits, _ and -); generated when unset',
     }),
+    jetstreamReplicas: envVar({
+      env: 'PPC_JETSTREAM_REPLICAS',
+      schema: Type.Integer({ minimum: 1, maximum: 5 }),
+      default: 1,
+      doc: 'replicas of every stream, KV bucket and object store this service creates (3 on a 3-server cluster); the same in every service',
+    }),
   };
 }
 

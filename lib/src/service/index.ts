@@ -15,11 +15,13 @@ import type { Consumption } from '../nats/consume.ts';
 import { provision, type Resources } from '../nats/provision.ts';
 import type { baseEnv } from './env.ts';
 import { startHeartbeat } from './heartbeat.ts';
+import { watchIdle } from './idle.ts';
 
 export { type AttachedConsumer, attachConsumer } from './attach.ts';
 export { connectDatabase, DatabaseUnavailableError } from './database.ts';
 export { baseEnv, databaseEnv, regionEnv } from './env.ts';
 export { heartbeatKey, startHeartbeat } from './heartbeat.ts';
+export { DEFAULT_IDLE_EXIT_MS, type IdleWatch, idleEnv, watchIdle } from './idle.ts';
 
 type BaseSpec = ReturnType<typeof baseEnv>;
 
@@ -100,7 +102,7 @@ export async function runService<S extends EnvSpec & BaseSpec>(
   opts: { env?: Record<string, string | undefined>; handleSignals?: boolean } = {},
 ): Promise<RunningService<ConfigOf<S>>> {
   const config = loadConfig(def.env, opts.env ?? process.env);
-  const base = config as unknown as ConfigOf<BaseSpec> & { region?: string };
+  const base = config as unknown as ConfigOf<BaseSpec> & { region?: string; idleExitMs?: number };
   const instanceId = base.instanceId || newInstanceId(def.name);
   const log = createLogger({ service: def.name, instanceId, level: base.logLevel });
   const metrics = new Registry();
@@ -125,10 +127,18 @@ export async function runService<S extends EnvSpec & BaseSpec>(
   const jsm = await jetstreamManager(nc);
   const resources = def.resources?.(config) ?? {};
   // Every service heartbeats and may dead-letter, so those two always exist.
+  // Every resource at the cluster's replica count: on a 3-server cluster acknowledged writes survive a lost server.
+  const replicas = config.jetstreamReplicas;
+  const withReplicas = <T extends { replicas: number }>(xs: readonly T[] | undefined) =>
+    (xs ?? []).map((x) => ({ ...x, replicas }));
   const report = await provision(nc, jsm, {
     ...resources,
-    streams: [streams.deadLetters, ...(resources.streams ?? []).filter((s) => s.name !== streams.deadLetters.name)],
-    kv: [kvBuckets.workers, ...(resources.kv ?? []).filter((k) => k.bucket !== kvBuckets.workers.bucket)],
+    streams: withReplicas([
+      streams.deadLetters,
+      ...(resources.streams ?? []).filter((s) => s.name !== streams.deadLetters.name),
+    ]),
+    kv: withReplicas([kvBuckets.workers, ...(resources.kv ?? []).filter((k) => k.bucket !== kvBuckets.workers.bucket)]),
+    objectStores: withReplicas(resources.objectStores),
   });
   log.debug({ provisioned: report }, 'resources provisioned');
 
@@ -195,6 +205,7 @@ export async function runService<S extends EnvSpec & BaseSpec>(
   const stop = () =>
     (stopped ??= (async () => {
       stopping = true;
+      idle.stop();
       log.info('shutting down');
       await Promise.all(consumptions.map((c) => c.stop(SHUTDOWN_GRACE_MS)));
       for (const fn of stopHooks.reverse()) {
@@ -206,6 +217,18 @@ export async function runService<S extends EnvSpec & BaseSpec>(
       await http.close();
       log.info('stopped');
     })());
+
+  // A service whose env includes idleEnv (the workers) stops itself after a quiet period, the way
+  // SIGTERM stops it (same deadline, exit code 0).
+  const idle = watchIdle({
+    idleExitMs: base.idleExitMs ?? 0,
+    inFlight,
+    log,
+    onIdle: () => {
+      if (opts.handleSignals ?? true) process.kill(process.pid, 'SIGTERM');
+      else void stop().catch((err) => log.error({ err }, 'unclean shutdown'));
+    },
+  });
 
   if (opts.handleSignals ?? true) {
     const onSignal = (signal: string) => {

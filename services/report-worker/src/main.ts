@@ -1,7 +1,7 @@
 import { consumers, streams } from '@ppc/proto';
-import { attachConsumer, baseEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
+import { attachConsumer, baseEnv, idleEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
 
-const env = { ...baseEnv({ port: 9101 }), ...regionEnv };
+const env = { ...baseEnv({ port: 9101 }), ...regionEnv, ...idleEnv };
 
 /** Builds report runs. Until the report pipeline exists it binds to its consumer and leaves tasks queued. */
 export const reportWorker: ServiceDefinition<typeof env> = {

@@ -2,7 +2,7 @@
 // test, a private nats-server (the system consumer and task streams are shared on the harness' server).
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { Job, migrate, OutboxMessage, openDatabase, Run } from '@ppc/lib/db';
+import { Fence, generateKey, Job, migrate, OutboxMessage, openDatabase, raiseFence, Run } from '@ppc/lib/db';
 import { connectNats, publish } from '@ppc/lib/nats';
 import { runService } from '@ppc/lib/service';
 import { privateNatsServer, waitFor } from '@ppc/lib/testing';
@@ -10,7 +10,7 @@ import { headers, type ReportTask, streams, SystemTaskMsg } from '@ppc/proto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { seedAccount } from '../../../lib/src/db/fixtures/seed.ts';
 import { freshDatabaseUrl } from '../../../lib/src/db/fixtures/test-database.ts';
-import { enqueueDueJobs, nextFireAfter } from './due-jobs.ts';
+import { CLOCK_FENCE, enqueueDueJobs, nextFireAfter } from './due-jobs.ts';
 import { system } from './main.ts';
 
 const REGION = 'eu';
@@ -150,7 +150,15 @@ describe('enqueueDueJobs', () => {
     });
     const ids = [quarter!, hourlyBehind!, notDue!, oneOff!, prague!];
     const res = await enqueueDueJobs(orm, { now, region: REGION });
-    expect(res).toEqual({ batches: 1, claimed: 4, enqueued: 4, alreadyEnqueued: 0, disabled: 0, truncated: false });
+    expect(res).toEqual({
+      batches: 1,
+      claimed: 4,
+      enqueued: 4,
+      alreadyEnqueued: 0,
+      disabled: 0,
+      truncated: false,
+      stale: false,
+    });
 
     const next = async (id: string) => (await jobById(id)).nextRunAt?.toISOString() ?? null;
     expect(await next(quarter!)).toBe('2030-02-01T10:15:00.000Z');
@@ -357,13 +365,89 @@ describe('schedules across daylight-saving changes', () => {
   });
 });
 
+describe('the clock fence in Postgres', () => {
+  const fenceToken = async () => (await orm.em.fork().findOneOrFail(Fence, CLOCK_FENCE)).token;
+
+  it('records the token on every run and refuses a tick of a deposed leader on any replica', async () => {
+    const now = new Date();
+    const [a] = await createJobs(1, { cron: '0 * * * *', nextRunAt: new Date(now.getTime() - 1000) });
+    const first = await enqueueDueJobs(orm, { now, region: REGION, fencingToken: 1000 });
+    expect(first).toMatchObject({ enqueued: 1, stale: false });
+    expect((await runsOf([a!]))[0]!.fencingToken).toBe(1000);
+    expect(await fenceToken()).toBe(1000);
+
+    // The second replica has never seen token 1000 in memory; the fence in Postgres refuses 999 anyway.
+    const [b] = await createJobs(1, { cron: '0 * * * *', nextRunAt: new Date(now.getTime() - 1000) });
+    const stale = await enqueueDueJobs(orm2, { now, region: REGION, fencingToken: 999 });
+    expect(stale).toMatchObject({ stale: true, claimed: 0, enqueued: 0 });
+    expect(await runsOf([b!])).toHaveLength(0);
+    expect(await fenceToken()).toBe(1000);
+    // The same leader's next tick (same token) goes through.
+    expect(await enqueueDueJobs(orm2, { now, region: REGION, fencingToken: 1000 })).toMatchObject({ enqueued: 1 });
+  });
+
+  it('stops a deposed leader between batches once a newer tick raised the fence', async () => {
+    const now = new Date();
+    await createJobs(6, { cron: '0 * * * *', nextRunAt: new Date(now.getTime() - 1000) });
+    let raised: Promise<boolean> | undefined;
+    const old = await enqueueDueJobs(orm, {
+      now,
+      region: REGION,
+      fencingToken: 2000,
+      batchSize: 2,
+      onClaim: async () => {
+        if (raised) return;
+        // While the first batch holds the fence, the new leader's tick arrives on the other replica: its raise
+        // waits for that batch to commit.
+        raised = raiseFence(orm2.em.fork(), CLOCK_FENCE, 2001);
+        await waitFor(
+          async () => {
+            const [row] = await orm.em
+              .fork()
+              .execute<{ n: string }[]>(
+                `select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%into fences%'`,
+              );
+            return Number(row!.n) === 1;
+          },
+          { what: 'the new leader raising the fence waits for the batch holding it' },
+        );
+      },
+      // The old leader's next batch starts once the new tick was admitted: it must be refused.
+      beforeBatch: async (n) => {
+        if (n === 2) expect(await raised).toBe(true);
+      },
+    });
+    expect(old).toMatchObject({ stale: true, batches: 1, enqueued: 2 });
+    expect(await fenceToken()).toBe(2001);
+    const fresh = await enqueueDueJobs(orm2, { now, region: REGION, fencingToken: 2001 });
+    expect(fresh).toMatchObject({ stale: false, enqueued: 4 });
+  });
+
+  it('admits a restarted token series only after the fence went unconfirmed for the reset period', async () => {
+    const em = orm.em.fork();
+    expect(await raiseFence(em, 'reset-test', 50)).toBe(true);
+    expect(await raiseFence(em, 'reset-test', 1)).toBe(false);
+    // Not confirmed for longer than resetAfterMs (here: any time at all): the lower series is admitted.
+    await em.execute(`update fences set updated_at = now() - interval '1 hour' where name = 'reset-test'`);
+    expect(await raiseFence(em, 'reset-test', 1)).toBe(true);
+    expect((await orm.em.fork().findOneOrFail(Fence, 'reset-test')).token).toBe(1);
+  });
+});
+
 describe('system service', () => {
   it('turns an enqueue-due-jobs tick into a report task on REPORT_TASKS through the outbox, fenced', async () => {
     await using server = await privateNatsServer();
     const dbUrl = await freshDatabaseUrl('due_jobs_svc');
     const region = 'e2e';
     const svc = await runService(system, {
-      env: { NATS_URL: server.url, PORT: '0', LOG_LEVEL: 'silent', DATABASE_URL: dbUrl, PPC_REGION: region },
+      env: {
+        NATS_URL: server.url,
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+        DATABASE_URL: dbUrl,
+        PPC_REGION: region,
+        PPC_SECRET_KEY: `k1:${generateKey()}`,
+      },
       handleSignals: false,
     });
     const db = await openDatabase(dbUrl);
@@ -415,8 +499,8 @@ describe('system service', () => {
       await tick(3);
       await systemTasksDrained();
       expect(await db.em.fork().count(Run, { job: second! })).toBe(0);
-      // Ticks of other schedules are acknowledged without effect, and are not dead-lettered.
-      await tick(5, 'sync-accounts');
+      // Ticks of schedules it does not know are acknowledged without effect, and are not dead-lettered.
+      await tick(5, 'not-a-system-schedule');
       await systemTasksDrained();
       expect(await db.em.fork().count(Run, { job: second! })).toBe(0);
       const dlq = await jsm.streams.info(streams.deadLetters.name);

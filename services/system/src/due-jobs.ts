@@ -11,12 +11,16 @@
  * on, and the run insert is `on conflict (job_id, scheduled_for) do nothing` against the unique slot, so
  * even a job whose `next_run_at` was moved back to an enqueued slot gets no second run (only advanced).
  *
+ * Fenced (design pitfall): with `fencingToken`, the tick first raises the `clock` fence in Postgres and each
+ * batch holds it, so a tick of a deposed clock leader enqueues nothing once a newer leader's tick was
+ * admitted; every run records the token that enqueued it.
+ *
  * A job that can no longer run is disabled with a recorded reason instead: its account is removed or
  * missing, its connection is revoked or missing, its schedule (cron, time zone) is invalid, or its stored
  * fields do not make a valid task message.
  */
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
-import { addToOutbox, newId } from '@ppc/lib/db';
+import { addToOutbox, holdFence, newId, raiseFence, StaleFencingTokenError } from '@ppc/lib/db';
 import { type BodyOf, type MessageDef, ReportTaskMsg, UrlCheckTaskMsg } from '@ppc/proto';
 import { Cron } from 'croner';
 
@@ -29,8 +33,12 @@ export interface EnqueueDueJobsOptions {
   batchSize?: number;
   /** At most this many batches per call; whatever is left is due at the next tick. Default 100. */
   maxBatches?: number;
+  /** The tick's fencing token (clock lease revision); omitted only by callers outside the clock's schedule. */
+  fencingToken?: number;
   /** Checked between batches: stop early (shutdown); committed batches stay committed. */
   signal?: AbortSignal;
+  /** Test hook: called before each batch's transaction begins (1 for the first batch). */
+  beforeBatch?(batch: number): Promise<void> | void;
   /** Test hook: called inside each batch's transaction, after the claim, while the rows are locked. */
   onClaim?(jobIds: string[]): Promise<void> | void;
 }
@@ -48,7 +56,12 @@ export interface EnqueueDueJobsResult {
   disabled: number;
   /** True when it stopped at `maxBatches` or on `signal` with more jobs possibly due. */
   truncated: boolean;
+  /** True when the tick's fencing token was refused (a newer clock leader's tick was admitted). */
+  stale: boolean;
 }
+
+/** The fence shared by every effect of clock ticks. */
+export const CLOCK_FENCE = 'clock';
 
 interface DueRow {
   id: string;
@@ -81,8 +94,8 @@ select j.id, j.organization_id, j.account_id, j.kind, j.report_type, j.params, j
 
 // The slot comes from the locked row itself (not a JS round trip), so it keeps Postgres' microseconds.
 const INSERT_RUNS_SQL = `
-insert into runs (id, organization_id, job_id, trigger, scheduled_for, status, attempt)
-select r.run_id, j.organization_id, j.id, 'schedule', j.next_run_at, 'queued', 1
+insert into runs (id, organization_id, job_id, trigger, scheduled_for, status, attempt, fencing_token)
+select r.run_id, j.organization_id, j.id, 'schedule', j.next_run_at, 'queued', 1, ?::bigint
   from jsonb_to_recordset(?::jsonb) as r(run_id uuid, job_id uuid)
   join jobs j on j.id = r.job_id
     on conflict (job_id, scheduled_for) do nothing
@@ -165,6 +178,7 @@ type BatchCounts = Pick<EnqueueDueJobsResult, 'claimed' | 'enqueued' | 'alreadyE
 
 async function enqueueBatch(em: EntityManager, opts: EnqueueDueJobsOptions, batchSize: number): Promise<BatchCounts> {
   const result: BatchCounts = { claimed: 0, enqueued: 0, alreadyEnqueued: 0, disabled: 0 };
+  if (opts.fencingToken !== undefined) await holdFence(em, CLOCK_FENCE, opts.fencingToken, 'enqueue-due-jobs tick');
   const rows = await em.execute<DueRow[]>(CLAIM_SQL, [opts.now, batchSize]);
   if (rows.length === 0) return result;
   await opts.onClaim?.(rows.map((r) => r.id));
@@ -207,7 +221,10 @@ async function enqueueBatch(em: EntityManager, opts: EnqueueDueJobsOptions, batc
 
   if (staged.size > 0) {
     const pairs = [...staged].map(([runId, s]) => ({ run_id: runId, job_id: s.row.id }));
-    const inserted = await em.execute<{ id: string }[]>(INSERT_RUNS_SQL, [JSON.stringify(pairs)]);
+    const inserted = await em.execute<{ id: string }[]>(INSERT_RUNS_SQL, [
+      opts.fencingToken ?? null,
+      JSON.stringify(pairs),
+    ]);
     for (const { id } of inserted) {
       const s = staged.get(id);
       if (!s) continue;
@@ -242,14 +259,27 @@ export async function enqueueDueJobs(orm: MikroORM, opts: EnqueueDueJobsOptions)
     alreadyEnqueued: 0,
     disabled: 0,
     truncated: false,
+    stale: false,
   };
+  if (opts.fencingToken !== undefined && !(await raiseFence(orm.em.fork(), CLOCK_FENCE, opts.fencingToken))) {
+    result.stale = true;
+    return result;
+  }
   for (;;) {
     if (result.batches >= maxBatches || opts.signal?.aborted) {
       result.truncated = true;
       break;
     }
     // Counted only once the batch has committed.
-    const batch = await orm.em.fork().transactional((em) => enqueueBatch(em, opts, batchSize));
+    let batch: BatchCounts;
+    await opts.beforeBatch?.(result.batches + 1);
+    try {
+      batch = await orm.em.fork().transactional((em) => enqueueBatch(em, opts, batchSize));
+    } catch (err) {
+      if (!(err instanceof StaleFencingTokenError)) throw err;
+      result.stale = true;
+      break;
+    }
     const claimed = batch.claimed;
     if (claimed === 0) break;
     result.batches += 1;

@@ -1,4 +1,5 @@
 import type { Database as MikroORM } from '@ppc/lib/db';
+import { DeadlockException, type EntityManager } from '@mikro-orm/postgresql';
 import type { ServiceContext } from '@ppc/lib/service';
 import { type Consumption, consume } from '@ppc/lib/nats';
 import {
@@ -40,6 +41,9 @@ import {
  * Everything happens in one UPDATE that locks the row (a `FOR UPDATE` subquery reads the current
  * row), so two recorders projecting events of the same run serialise on it and never interleave.
  * The UPDATE only matches when the event changes something, so duplicates write nothing.
+ *
+ * The recorder writes events in batches, one transaction each (group commit: one WAL flush carries many
+ * events), locking rows in a fixed order so concurrent batches never deadlock; see `projectRunEvents`.
  *
  * When a run's outcome changes (a terminal event, or a newer attempt replacing a finished one) the
  * job's statistics are recomputed from its runs in a transaction that locks the job row first:
@@ -170,7 +174,7 @@ const SEQ_ADVANCES = `e.rank < 3 and (${NEWER} or (${SAME} and not ${FINISHED} a
 const field = (column: string, when: string, value: string, reset = 'null') =>
   `${column} = case when c.${when} then ${value} when c.newer then ${reset} else y.${column} end`;
 
-const PROJECT_SQL = `
+export const PROJECT_SQL = `
 update runs x set
   attempt = e.attempt,
   status = case when c.terminal_wins then e.kind when c.becomes_running then 'running'
@@ -218,20 +222,19 @@ export async function recomputeJobStats(orm: MikroORM, jobId: string): Promise<v
   });
 }
 
-/** Projects one run event into its run row (see the module comment); safe to call again with the same event. */
-export async function projectRunEvent(
-  orm: MikroORM,
-  type: string,
-  body: RunEventBody,
-  opts: ProjectOptions,
-): Promise<ProjectResult> {
-  if (!UUID.test(body.runId)) return { outcome: 'unknown-run', statsUpdated: false };
-  const e = eventRow(type, body, opts.streamSeq);
-  const em = orm.em.fork();
-  const rows = await em.execute<
-    { job_id: string; status: string; attempt: number; old_status: string; old_attempt: number }[]
-  >(PROJECT_SQL, [
-    body.runId,
+/** One event to project: its `Ppc-Type`, body and stream sequence. */
+export interface RunEventEntry {
+  type: string;
+  body: RunEventBody;
+  streamSeq: number;
+}
+
+type ProjectedRow = { job_id: string; status: string; attempt: number; old_status: string; old_attempt: number };
+
+async function applyEvent(em: EntityManager, entry: RunEventEntry): Promise<ProjectedRow | undefined> {
+  const e = eventRow(entry.type, entry.body, entry.streamSeq);
+  const rows = await em.execute<ProjectedRow[]>(PROJECT_SQL, [
+    entry.body.runId,
     e.attempt,
     e.seq,
     e.rank,
@@ -247,26 +250,262 @@ export async function projectRunEvent(
     e.errorCode,
     e.errorMessage,
   ]);
-  const row = rows[0];
-  if (!row) {
-    const current = await em.execute<{ status: string; attempt: number }[]>(
-      'select status, attempt from runs where id = ?::uuid',
-      [body.runId],
+  return rows[0];
+}
+
+/** What the statistics read changed: a terminal event won, or a newer attempt replaced a finished one, or a
+ * finished run learnt when it started (its `started` event came after its outcome). */
+const changesOutcome = (entry: RunEventEntry, row: ProjectedRow) =>
+  eventRow(entry.type, entry.body, entry.streamSeq).rank === 3 || isTerminal(row.old_status);
+
+/**
+ * Projects a batch of run events in one transaction (one commit, so one WAL flush for the whole batch), then
+ * recomputes the statistics of every job whose runs' outcome changed in a second one. Each locks its rows in a
+ * fixed order (runs by id; jobs by id), so concurrent batches on other connections or replicas never deadlock.
+ * Results are in the order of `entries`.
+ */
+export async function projectRunEvents(orm: MikroORM, entries: readonly RunEventEntry[]): Promise<ProjectResult[]> {
+  const results: ProjectResult[] = new Array(entries.length);
+  const dominatedBy = findDominated(entries);
+  const valid = entries
+    .map((entry, i) => ({ entry, i }))
+    .filter(({ entry, i }) => {
+      if (dominatedBy.has(i)) return false;
+      if (UUID.test(entry.body.runId)) return true;
+      results[i] = { outcome: 'unknown-run', statsUpdated: false };
+      return false;
+    })
+    .sort((a, b) =>
+      a.entry.body.runId < b.entry.body.runId
+        ? -1
+        : a.entry.body.runId > b.entry.body.runId
+          ? 1
+          : a.entry.streamSeq - b.entry.streamSeq,
     );
-    const run = current[0];
-    if (!run) return { outcome: 'unknown-run', statsUpdated: false };
-    return { outcome: 'ignored', status: run.status, attempt: run.attempt, statsUpdated: false };
+  if (valid.length === 0) return results;
+  const jobs = new Set<string>();
+  await retryOnDeadlock(() =>
+    orm.em.fork().transactional(async (em) => {
+      const unmatched: { entry: RunEventEntry; i: number }[] = [];
+      for (const v of valid) {
+        const row = await applyEvent(em, v.entry);
+        if (!row) {
+          unmatched.push(v);
+          continue;
+        }
+        const statsUpdated = changesOutcome(v.entry, row);
+        if (statsUpdated) jobs.add(row.job_id);
+        results[v.i] = { outcome: 'applied', status: row.status, attempt: row.attempt, statsUpdated };
+      }
+      if (unmatched.length > 0) {
+        const ids = [...new Set(unmatched.map((u) => u.entry.body.runId))];
+        const current = await em.execute<{ id: string; status: string; attempt: number }[]>(
+          'select id, status, attempt from runs where id = any(?::uuid[])',
+          [`{${ids.join(',')}}`],
+        );
+        const byId = new Map(current.map((r) => [r.id, r]));
+        for (const u of unmatched) {
+          const run = byId.get(u.entry.body.runId);
+          results[u.i] = run
+            ? { outcome: 'ignored', status: run.status, attempt: run.attempt, statsUpdated: false }
+            : { outcome: 'unknown-run', statsUpdated: false };
+        }
+      }
+    }),
+  );
+  // Statistics after the runs commit, in their own transaction: one holding run rows while waiting for a job
+  // row deadlocks with another recomputing that job's statistics (whose reads wait on those runs' updates).
+  if (jobs.size > 0) {
+    await retryOnDeadlock(() =>
+      orm.em.fork().transactional(async (em) => {
+        for (const jobId of [...jobs].sort()) {
+          await em.execute('select id from jobs where id = ?::uuid for update', [jobId]);
+          await em.execute(JOB_STATS_SQL, [jobId], 'run');
+        }
+      }),
+    );
   }
-  // What the statistics read changed: a terminal event won, a newer attempt replaced a finished one, or
-  // a finished run learnt when it started (its `started` event came after its outcome).
-  const outcomeChanged = e.rank === 3 || isTerminal(row.old_status);
-  if (outcomeChanged) await recomputeJobStats(orm, row.job_id);
-  return { outcome: 'applied', status: row.status, attempt: row.attempt, statsUpdated: outcomeChanged };
+  for (const [i, by] of dominatedBy) {
+    const r = results[by]!;
+    results[i] = r.outcome === 'unknown-run' ? r : { ...r, outcome: 'ignored', statsUpdated: false };
+  }
+  return results;
+}
+
+/**
+ * Runs a transaction again when PostgreSQL picked it as a deadlock victim (nothing of it was applied, and the
+ * projection is idempotent); rows are locked in a fixed order, so this is rare, but concurrent batches on two
+ * cores showed it.
+ */
+async function retryOnDeadlock<T>(fn: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof DeadlockException) || i >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, Math.random() * 20 * i));
+    }
+  }
+}
+
+/**
+ * Events of a batch that cannot change anything the batch's other events do not (index → index of one that
+ * makes it redundant), so they are not written: duplicates; a progress event of the same run and attempt
+ * as a later one (higher sequence) with at least its percent and phase; a `queued` event followed by any
+ * other non-terminal event of its attempt. Whatever order the two are applied in, the row ends the same
+ * with or without the redundant one (the rules above only ever keep the greater value, and the later
+ * sequence number covers `last_event_seq`), and a dominating event always lands in the same transaction.
+ */
+function findDominated(entries: readonly RunEventEntry[]): Map<number, number> {
+  const dominated = new Map<number, number>();
+  const groups = new Map<string, number[]>();
+  for (const [i, e] of entries.entries()) {
+    const key = `${e.body.runId}|${e.body.attempt}`;
+    const g = groups.get(key);
+    if (g) g.push(i);
+    else groups.set(key, [i]);
+  }
+  for (const group of groups.values()) {
+    if (group.length < 2) continue;
+    // Newest first: each event is compared with the best of those after it.
+    group.sort((a, b) => entries[b]!.streamSeq - entries[a]!.streamSeq);
+    const seen = new Map<number, number>();
+    let newestNonTerminal = -1;
+    let bestProgress = -1;
+    for (const i of group) {
+      const e = entries[i]!;
+      const twin = seen.get(e.streamSeq);
+      if (twin !== undefined) {
+        dominated.set(i, twin);
+        continue;
+      }
+      seen.set(e.streamSeq, i);
+      if (e.type === types.progress) {
+        const b = e.body as BodyOf<typeof RunProgressMsg>;
+        const best = bestProgress >= 0 ? (entries[bestProgress]!.body as BodyOf<typeof RunProgressMsg>) : undefined;
+        if (
+          best &&
+          (best.percent > b.percent ||
+            (best.percent === b.percent && PHASES.indexOf(best.phase) >= PHASES.indexOf(b.phase)))
+        ) {
+          dominated.set(i, bestProgress);
+          continue;
+        }
+        bestProgress = i;
+      }
+      if (e.type === types.queued && newestNonTerminal >= 0) {
+        dominated.set(i, newestNonTerminal);
+        continue;
+      }
+      if (e.type === types.queued || e.type === types.started || e.type === types.progress) {
+        if (newestNonTerminal < 0) newestNonTerminal = i;
+      }
+    }
+  }
+  return dominated;
+}
+
+/** Projects one run event into its run row (see the module comment); safe to call again with the same event. */
+export async function projectRunEvent(
+  orm: MikroORM,
+  type: string,
+  body: RunEventBody,
+  opts: ProjectOptions,
+): Promise<ProjectResult> {
+  const [result] = await projectRunEvents(orm, [{ type, body, streamSeq: opts.streamSeq }]);
+  return result!;
+}
+
+/**
+ * Group commit: events handed in while a batch is being written wait and go out together in the next batch,
+ * so under load each commit carries many events, and when idle an event is written at once. At most
+ * `parallel` batches are in flight, each on its own connection.
+ */
+export class RunEventBatcher {
+  readonly #orm: MikroORM;
+  readonly #maxBatch: number;
+  readonly #parallel: number;
+  #queue: { entry: RunEventEntry; resolve: (r: ProjectResult) => void; reject: (e: unknown) => void }[] = [];
+  #inFlight = 0;
+
+  constructor(orm: MikroORM, opts: { maxBatch?: number; parallel?: number } = {}) {
+    this.#orm = orm;
+    this.#maxBatch = opts.maxBatch ?? 200;
+    this.#parallel = opts.parallel ?? 2;
+  }
+
+  project(entry: RunEventEntry): Promise<ProjectResult> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ entry, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    while (this.#inFlight < this.#parallel && this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      this.#inFlight += 1;
+      projectRunEvents(
+        this.#orm,
+        batch.map((b) => b.entry),
+      )
+        .then(
+          (results) => {
+            for (const [i, b] of batch.entries()) b.resolve(results[i]!);
+          },
+          (err: unknown) => {
+            for (const b of batch) b.reject(err);
+          },
+        )
+        .finally(() => {
+          this.#inFlight -= 1;
+          this.#pump();
+        });
+    }
+  }
+}
+
+/** A run that just reached succeeded or failed, with its wall time: what the autoscaler's task statistics learn from. */
+export interface FinishedRun {
+  runId: string;
+  kind: 'report' | 'urlcheck';
+  reportType: string | null;
+  durationMs: number;
+  finishedAt: Date;
+}
+
+const FINISHED_SQL = `
+select r.id, j.kind, j.report_type, r.started_at, r.finished_at
+  from runs r join jobs j on j.id = r.job_id
+ where r.id = any(?::uuid[]) and r.status in ('succeeded', 'failed') and r.started_at is not null
+   and r.finished_at is not null`;
+
+/** The runs among `runIds` that finished (succeeded or failed) with a known start, and how long they took. */
+export async function finishedRuns(orm: MikroORM, runIds: string[]): Promise<FinishedRun[]> {
+  if (runIds.length === 0) return [];
+  const rows = await orm.em
+    .fork()
+    .execute<
+      { id: string; kind: 'report' | 'urlcheck'; report_type: string | null; started_at: Date; finished_at: Date }[]
+    >(FINISHED_SQL, [`{${runIds.join(',')}}`]);
+  return rows.map((r) => ({
+    runId: r.id,
+    kind: r.kind,
+    reportType: r.report_type,
+    durationMs: Math.max(0, new Date(r.finished_at).getTime() - new Date(r.started_at).getTime()),
+    finishedAt: new Date(r.finished_at),
+  }));
 }
 
 export interface RecorderOptions {
-  /** Events projected at once; default 16. */
+  /** Events handled at once (waiting for or in a batch); default 512. */
   concurrency?: number;
+  /** Events per transaction at most; default 200. */
+  maxBatch?: number;
+  /** Transactions in flight at once; default 2. */
+  parallel?: number;
+  /** Called once per run whose terminal event this recorder applied (task statistics); errors are logged. */
+  onFinished?(run: FinishedRun): Promise<void>;
 }
 
 /** The parts of the service context the recorder uses (`ServiceContext` fits). */
@@ -284,17 +523,26 @@ export async function startRecorder(
   opts: RecorderOptions = {},
 ): Promise<Consumption> {
   const log = ctx.log.child({ component: 'recorder' });
+  const batcher = new RunEventBatcher(orm, opts);
   const consumption = await consume(
     ctx.js,
     consumers.systemRecorder,
     runEventMessages,
     async (body, m) => {
-      const res = await projectRunEvent(orm, m.type, body, { streamSeq: m.streamSeq });
+      const res = await batcher.project({ type: m.type, body, streamSeq: m.streamSeq });
+      if (opts.onFinished && res.outcome === 'applied' && (res.status === 'succeeded' || res.status === 'failed')) {
+        const isTerminal = m.type === RunSucceededMsg.type || m.type === RunFailedMsg.type;
+        const [run] = isTerminal ? await finishedRuns(orm, [body.runId]) : [];
+        if (run)
+          await opts
+            .onFinished(run)
+            .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'task time not recorded'));
+      }
       if (res.outcome === 'unknown-run')
         log.warn({ runId: body.runId, type: m.type, seq: m.streamSeq }, 'event for an unknown run, skipped');
     },
     {
-      concurrency: opts.concurrency ?? 16,
+      concurrency: opts.concurrency ?? 512,
       log: ctx.log,
       metrics: ctx.metrics,
       // No watchMaxDeliveries: it deletes the given-up message from its stream, and EVENTS is shared

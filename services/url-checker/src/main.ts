@@ -1,7 +1,7 @@
 import { consumers, streams } from '@ppc/proto';
-import { attachConsumer, baseEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
+import { attachConsumer, baseEnv, idleEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
 
-const env = { ...baseEnv({ port: 9102 }), ...regionEnv };
+const env = { ...baseEnv({ port: 9102 }), ...regionEnv, ...idleEnv };
 
 /** Checks landing URLs. Until the checker exists it binds to its consumer and leaves tasks queued. */
 export const urlChecker: ServiceDefinition<typeof env> = {

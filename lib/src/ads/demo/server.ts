@@ -42,6 +42,8 @@ export interface DemoPlatform {
   close(): Promise<void>;
 }
 
+/** Bytes of generated response a stream may have queued for its socket before generation waits. */
+const SEND_AHEAD_BYTES = 1024 * 1024;
 const API_VERSION_RE = /^\/(v\d+)\/customers(?::listAccessibleCustomers|\/(\d+)\/googleAds:(searchStream|search))$/;
 
 export async function startDemoPlatform(opts: DemoPlatformOptions): Promise<DemoPlatform> {
@@ -216,8 +218,10 @@ export async function startDemoPlatform(opts: DemoPlatformOptions): Promise<Demo
       drained?.();
     });
     res.on('drain', () => drained?.());
+    // Generating the next block while the socket still sends the last ones keeps both busy: waiting for
+    // 'drain' after every block (the stream's 16 KiB mark) left the socket idle during each generation.
     const write = async (data: string | Buffer): Promise<void> => {
-      if (!res.write(data) && !closed) {
+      if (!res.write(data) && !closed && res.writableLength > SEND_AHEAD_BYTES) {
         await new Promise<void>((resolve) => {
           drained = resolve;
         });

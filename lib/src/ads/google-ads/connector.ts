@@ -48,9 +48,17 @@ function adGroupUrlUses(rows: RowBatch['rows'], source: UrlSource, defaultLabel:
  */
 export interface GoogleAdsConfig {
   developerToken: string;
-  clientId: string;
-  clientSecret: string;
-  refreshToken: string;
+  /** OAuth client and refresh token: the connector refreshes access tokens itself. Omit them when `accessToken` is given. */
+  clientId?: string;
+  clientSecret?: string;
+  refreshToken?: string;
+  /**
+   * Where access tokens come from instead of the refresh-token flow (a worker gets them from the credential broker
+   * and never holds a refresh token). Called before each API call (`force: false`; the provider caches) and once
+   * more with `force: true` after the API answered 401. Concurrent callers share one pending call. Errors it
+   * throws reach the caller unchanged when they are `PermanentError`/`RetryableError`.
+   */
+  accessToken?: AccessTokenProvider;
   /** Default `login-customer-id` for accounts reached without one. */
   loginCustomerId?: string;
   /** API version path segment; default `v21`. */
@@ -70,6 +78,9 @@ export interface GoogleAdsConfig {
   /** Rows a platform accepted only in part (a `partialFailureError` in a response) are reported here. */
   onPartialFailure?: (err: PpcError) => void;
 }
+
+/** Supplies a valid OAuth access token; `force` asks for a new one because the API refused the last. */
+export type AccessTokenProvider = (opts: { force: boolean }) => Promise<string>;
 
 interface StreamChunk {
   results?: unknown[];
@@ -115,6 +126,12 @@ export class GoogleAdsConnector implements AdPlatformConnector {
   private tokenInFlight: Promise<string> | null = null;
 
   constructor(cfg: GoogleAdsConfig) {
+    if (!cfg.accessToken) {
+      const missing = (['clientId', 'clientSecret', 'refreshToken'] as const).filter((k) => !cfg[k]);
+      if (missing.length) {
+        throw new TypeError(`GoogleAdsConfig: ${missing.join(', ')} required unless an accessToken provider is given`);
+      }
+    }
     this.cfg = cfg;
     this.platform = cfg.platform ?? 'google-ads';
     const baseUrl = (cfg.baseUrl ?? 'https://googleads.googleapis.com').replace(/\/$/, '');
@@ -124,10 +141,6 @@ export class GoogleAdsConnector implements AdPlatformConnector {
     this.resilience = createResilience({ key: `${this.platform}|${baseUrl}`, retry: cfg.retry, breaker: cfg.breaker });
   }
 
-  /**
-   * A valid access token, refreshed when expired (or when `force`, after the API said 401). Single-flight: every
-   * concurrent caller shares one refresh, so a provider that rotates refresh tokens never sees two race.
-   */
   private oauthClient(): Promise<OAuth2Client> {
     this.oauth ??= import('google-auth-library').then(
       ({ OAuth2Client }) => {
@@ -147,19 +160,29 @@ export class GoogleAdsConnector implements AdPlatformConnector {
     return this.oauth;
   }
 
+  /**
+   * A valid access token, refreshed when expired (or when `force`, after the API said 401). Single-flight: every
+   * concurrent caller shares one refresh, so a provider that rotates refresh tokens never sees two race.
+   */
   private accessToken(force = false): Promise<string> {
     if (this.tokenInFlight) return this.tokenInFlight;
-    const p = this.oauthClient()
-      .then((oauth) => {
-        if (force) oauth.setCredentials({ refresh_token: this.cfg.refreshToken });
-        return oauth.getAccessToken();
-      })
-      .then((r) => {
-        if (!r.token)
-          throw new PermanentError(`${this.platform}: the token endpoint returned no access token`, {
-            code: AdsErrorCode.Auth,
-          });
-        return r.token;
+    const provider = this.cfg.accessToken;
+    const token: Promise<string | null | undefined> = provider
+      ? Promise.resolve().then(() => provider({ force }))
+      : this.oauthClient().then(async (oauth) => {
+          if (force) oauth.setCredentials({ refresh_token: this.cfg.refreshToken });
+          return (await oauth.getAccessToken()).token;
+        });
+    const p = token
+      .then((t) => {
+        if (!t)
+          throw new PermanentError(
+            `${this.platform}: the ${provider ? 'access-token provider' : 'token endpoint'} returned no access token`,
+            {
+              code: AdsErrorCode.Auth,
+            },
+          );
+        return t;
       })
       .catch((err: unknown) => {
         throw this.tokenError(err);
