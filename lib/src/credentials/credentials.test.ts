@@ -85,6 +85,7 @@ const grant = (over: Partial<Extract<CredentialReply, { ok: true }>> = {}): Cred
   expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
   apiBaseUrl: demo.url,
   developerToken: 'demo',
+  platformAccountId: '1234567890',
   ...over,
 });
 
@@ -234,6 +235,8 @@ describe('connectorForRun', () => {
     try {
       expect((await c.listAccounts()).length).toBeGreaterThan(0);
       expect(b.seen).toHaveLength(2);
+      // The second request tells the broker its cached token was refused, so it refreshes instead.
+      expect(b.seen.map((r) => (r.body as { force?: boolean }).force)).toEqual([undefined, true]);
     } finally {
       await c.close();
     }

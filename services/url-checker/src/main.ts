@@ -1,16 +1,141 @@
-import { consumers, streams } from '@ppc/proto';
-import { attachConsumer, baseEnv, idleEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
+import { envVar } from '@ppc/lib/config';
+import { openRunConnection, requestAccessToken } from '@ppc/lib/credentials';
+import { PermanentError } from '@ppc/lib/errors';
+import { consume } from '@ppc/lib/nats';
+import { openArtifactStore, writeReport } from '@ppc/lib/outputs';
+import { handleRunTask, publishRunFailed, type RunDeps } from '@ppc/lib/runs';
+import { baseEnv, idleEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
+import { consumers, objectStores, streams, type UrlCheckTask, UrlCheckTaskMsg } from '@ppc/proto';
+import { Type } from '@sinclair/typebox';
+import { runUrlCheck } from './run.ts';
 
-const env = { ...baseEnv({ port: 9102 }), ...regionEnv, ...idleEnv };
+const env = {
+  ...baseEnv({ port: 9102 }),
+  ...regionEnv,
+  ...idleEnv,
+  concurrency: envVar({
+    env: 'PPC_URLCHECK_CONCURRENCY',
+    schema: Type.Integer({ minimum: 1, maximum: 32 }),
+    default: 2,
+    doc: 'URL-check tasks this instance runs at once (each checks many URLs concurrently)',
+  }),
+  timeLimitMs: envVar({
+    env: 'PPC_URLCHECK_TIME_LIMIT_MS',
+    schema: Type.Integer({ minimum: 10_000, maximum: 24 * 3_600_000 }),
+    default: 3_600_000,
+    doc: 'the longest one URL check may run before it is failed',
+  }),
+};
 
-/** Checks landing URLs. Until the checker exists it binds to its consumer and leaves tasks queued. */
+/**
+ * A Google output needs a Google grant: the run's own connection (its OAuth grant includes the Sheets and Drive
+ * scopes). The demo platform's tokens mean nothing to Google.
+ */
+function sheetsAccess(deps: RunDeps, task: UrlCheckTask, signal: AbortSignal) {
+  if (task.output.kind !== 'sheets') return undefined;
+  if (task.platform !== 'google-ads') {
+    throw new PermanentError(
+      'a Google Sheets output needs a Google Ads connection; choose XLSX or CSV for demo accounts',
+      {
+        code: 'OUTPUT_NEEDS_GOOGLE',
+      },
+    );
+  }
+  return {
+    accessToken: async () => (await requestAccessToken(deps.nc, task, { signal })).accessToken,
+  };
+}
+
+/**
+ * Takes URL-check tasks of its region: collects every landing-page URL of the account through the connector (tokens
+ * from the credential broker), checks each politely, writes the report to the job's output and publishes the run's
+ * lifecycle events.
+ */
 export const urlChecker: ServiceDefinition<typeof env> = {
   name: 'url-checker',
   env,
-  resources: (config) => ({ streams: [streams.urlCheckTasks], consumers: [consumers.urlChecker(config.region)] }),
+  resources: (config) => ({
+    streams: [streams.urlCheckTasks, streams.events],
+    consumers: [consumers.urlChecker(config.region)],
+    objectStores: [objectStores.artifacts],
+  }),
   async start(ctx) {
-    const attached = await attachConsumer(ctx.jsm, consumers.urlChecker(ctx.config.region));
-    return { details: () => ({ consumer: attached.durable, handling: false }) };
+    const objectStore = await openArtifactStore(ctx.nc);
+    const deps: RunDeps = {
+      nc: ctx.nc,
+      js: ctx.js,
+      jsm: ctx.jsm,
+      log: ctx.log,
+      worker: ctx.instanceId,
+      region: ctx.region,
+    };
+    ctx.track(
+      await consume(
+        ctx.js,
+        consumers.urlChecker(ctx.region),
+        [UrlCheckTaskMsg],
+        (task, hctx) =>
+          handleRunTask(deps, task, hctx, { timeLimitMs: ctx.config.timeLimitMs }, async ({ signal, progress }) => {
+            const started = performance.now();
+            const { connector, account } = await openRunConnection(ctx.nc, task, { signal });
+            try {
+              const { sheets, stats } = await runUrlCheck(task, {
+                connector,
+                account,
+                signal,
+                onProgress: (p) =>
+                  progress({
+                    phase: p.phase === 'collecting' ? 'fetching' : 'processing',
+                    percent: p.percent,
+                    rows: p.phase === 'collecting' ? p.uses : p.checked,
+                  }),
+              });
+              const checked = performance.now();
+              const written = await writeReport(
+                task.output,
+                {
+                  runId: task.runId,
+                  // Deterministic per task, so a retried run overwrites its own files.
+                  title: `URL check ${task.enqueuedAt.slice(0, 10)}`,
+                  deps: {
+                    objectStore,
+                    ...(sheetsAccess(deps, task, signal) && { google: sheetsAccess(deps, task, signal) }),
+                  },
+                  signal,
+                },
+                sheets,
+                (index, name, rows) =>
+                  progress({
+                    phase: 'writing',
+                    percent: 100,
+                    rows,
+                    sheet: { index, count: sheets.length, name },
+                  }),
+              );
+              return {
+                outputs: written.links,
+                rows: written.rows,
+                timings: {
+                  collecting: stats.collectMs,
+                  checking: stats.checkMs,
+                  writing: Math.round(performance.now() - checked),
+                  total: Math.round(performance.now() - started),
+                },
+              };
+            } finally {
+              await connector.close();
+            }
+          }).then(() => undefined),
+        {
+          concurrency: ctx.config.concurrency,
+          log: ctx.log,
+          metrics: ctx.metrics,
+          onFailure: (task, err) => publishRunFailed(ctx.js, task, err),
+          watchMaxDeliveries: { nc: ctx.nc, jsm: ctx.jsm },
+        },
+      ),
+    );
+    return { details: () => ({ consumer: consumers.urlChecker(ctx.region).durable, handling: true }) };
   },
 };
 

@@ -1,0 +1,9 @@
+export {
+  buildSheets,
+  type Cell,
+  type ReportSheet,
+  type SheetColumn,
+  type SheetColumnType,
+  type SheetOptions,
+  whereUsed,
+} from './sheets.ts';

@@ -1,0 +1,1 @@
+export { type HostStats, type LoopbackHandler, type LoopbackHosts, startLoopbackHosts } from './loopback-hosts.ts';
