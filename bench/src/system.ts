@@ -22,7 +22,7 @@ import {
   SystemTaskMsg,
 } from '@ppc/proto';
 import { seedAccount } from '../../lib/src/db/fixtures/seed.ts';
-import { projectRunEvent } from '../../services/system/src/recorder.ts';
+import { projectRunEvent, projectRunEvents, type RunEventEntry } from '../../services/system/src/recorder.ts';
 import { printFigure, withNatsServer } from './harness.ts';
 import { type Replica, spawnReplica, withPostgres } from './system/replicas.ts';
 
@@ -210,6 +210,52 @@ export async function run(): Promise<void> {
         }
         const baseSeconds = (performance.now() - baseStarted) / 1000;
         const baselinePerS = (sample.length * EVENTS_PER_RUN) / baseSeconds;
+
+        // The same replay through the recorder's batches (200 events a transaction, one batch at a time, in this
+        // process): the database's share of the recorder's cost, without NATS or the notifier.
+        const batchSample = runRows.slice(1000, 3000);
+        const entries: RunEventEntry[] = [];
+        for (const r of batchSample) {
+          const base = { runId: r.id, orgId: r.organization_id, attempt: 1 };
+          entries.push({
+            type: RunQueuedMsg.type,
+            body: { ...base, at: iso(0), jobId: r.job_id, kind: 'report', trigger: 'schedule' },
+            streamSeq: ++seq,
+          });
+          entries.push({
+            type: RunStartedMsg.type,
+            body: { ...base, at: iso(1000), worker: 'w', region: REGION },
+            streamSeq: ++seq,
+          });
+          for (let p = 1; p <= EVENTS_PER_RUN - 3; p++) {
+            entries.push({
+              type: RunProgressMsg.type,
+              body: { ...base, at: iso(1000 + p * 100), phase: 'fetching', percent: p * 10, rows: p },
+              streamSeq: ++seq,
+            });
+          }
+          entries.push({
+            type: RunSucceededMsg.type,
+            body: { ...base, at: iso(5000), outputs: [], rows: {}, timings: {} },
+            streamSeq: ++seq,
+          });
+        }
+        await orm.em.fork().execute(
+          `update runs set status = 'queued', progress = 0, phase = null, started_at = null, finished_at = null,
+                    last_event_seq = 0, output_links = null, row_counts = null where id = any(?::uuid[])`,
+          [`{${batchSample.map((r) => r.id).join(',')}}`],
+        );
+        const batchStarted = performance.now();
+        for (let i = 0; i < entries.length; i += 200) await projectRunEvents(orm, entries.slice(i, i + 200));
+        const batchSeconds = (performance.now() - batchStarted) / 1000;
+        printFigure({
+          bench: 'system',
+          figure: 'batched_projection_in_process',
+          events: entries.length,
+          batch: 200,
+          seconds: round(batchSeconds),
+          events_per_s: Math.round(entries.length / batchSeconds),
+        });
         const eventsPerS = events / recordSeconds;
         printFigure({
           bench: 'system',

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { generateKey } from '@ppc/lib/db';
 import { freePort, startPostgres } from '@ppc/lib/infra';
 
 /** An embedded PostgreSQL in a temp dir on a free port, removed afterwards. */
@@ -30,18 +31,24 @@ export interface Replica {
   stop(): Promise<void>;
 }
 
+/** One keyring for both replicas, as in a deployment; nothing is sealed in this benchmark. */
+const SECRET_KEY = `bench:${generateKey()}`;
+
 const SYSTEM_MAIN = new URL('../../../services/system/src/main.ts', import.meta.url).pathname;
 
 /** Starts `services/system/src/main.ts` and resolves once its /readyz answers 200. */
 export async function spawnReplica(n: number, natsUrl: string, databaseUrl: string, region: string): Promise<Replica> {
   const port = await freePort();
-  const child = spawn(process.execPath, [SYSTEM_MAIN], {
+  // SYSTEM_NODE_FLAGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) for looking inside a replica.
+  const flags = (process.env.SYSTEM_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...flags, SYSTEM_MAIN], {
     env: {
       PATH: process.env.PATH,
       NATS_URL: natsUrl,
       DATABASE_URL: databaseUrl,
       PORT: String(port),
       PPC_REGION: region,
+      PPC_SECRET_KEY: SECRET_KEY,
       LOG_LEVEL: 'info',
     },
     stdio: ['ignore', 'pipe', 'inherit'],

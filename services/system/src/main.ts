@@ -3,7 +3,8 @@ import { isRetryable, RetryableError } from '@ppc/lib/errors';
 import { createMailer } from '@ppc/lib/mail';
 import { consume } from '@ppc/lib/nats';
 import { baseEnv, connectDatabase, databaseEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
-import { Kvm } from '@nats-io/kv';
+import { type KV, Kvm } from '@nats-io/kv';
+import type { Logger } from '@ppc/lib/log';
 import { recordTaskTime, URLCHECK_TASK_TYPE } from '@ppc/lib/scaling';
 import { consumers, FencingGuard, kvBuckets, pools, streams, SystemTaskMsg } from '@ppc/proto';
 import { credentialsConfig, credentialsEnv, startCredentialBroker } from './credentials/index.ts';
@@ -24,6 +25,49 @@ const env = { ...baseEnv({ port: 9103 }), ...databaseEnv, ...regionEnv, ...crede
 
 /** The system schedules this service acts on; other ticks are acknowledged and logged. */
 export const HANDLED_SCHEDULES = ['enqueue-due-jobs', 'sync-accounts', 'send-digests'] as const;
+
+/**
+ * Finished runs' wall times, folded per pool and task type and written to `task-stats` every couple of seconds as
+ * one sample per key: one compare-and-swap per key instead of one per run (replicas write the same keys).
+ */
+class TaskTimeAggregator {
+  readonly #kv: KV;
+  readonly #log: Logger;
+  #pending = new Map<string, { pool: string; taskType: string; sum: number; n: number; at: Date }>();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(kv: KV, log: Logger, everyMs = 2000) {
+    this.#kv = kv;
+    this.#log = log;
+    this.#timer = setInterval(() => void this.flush(), everyMs);
+    this.#timer.unref();
+  }
+
+  add(pool: string, taskType: string, durationMs: number, at: Date): void {
+    const key = `${pool} ${taskType}`;
+    const p = this.#pending.get(key);
+    if (p) {
+      p.sum += durationMs;
+      p.n += 1;
+      if (at > p.at) p.at = at;
+    } else this.#pending.set(key, { pool, taskType, sum: durationMs, n: 1, at });
+  }
+
+  async flush(): Promise<void> {
+    const batch = [...this.#pending.values()];
+    this.#pending = new Map();
+    for (const p of batch) {
+      await recordTaskTime(this.#kv, { pool: p.pool, taskType: p.taskType, durationMs: p.sum / p.n, at: p.at }).catch(
+        (err: unknown) => this.#log.warn({ err: (err as Error).message, pool: p.pool }, 'task time not recorded'),
+      );
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.flush();
+  }
+}
 
 /** Attempts at the mail about a revoked connection before it is given up (logged); the revocation itself stands. */
 const REVOKED_MAIL_ATTEMPTS = 6;
@@ -54,16 +98,16 @@ export const system: ServiceDefinition<typeof env> = {
     // Projects run events into runs and job statistics; tracked, so shutdown hands back what is in flight. Each
     // finished run's wall time feeds the autoscaler's task statistics. Pools are per region; runs carry none, so
     // they count toward this replica's region (the one its enqueued tasks go to).
-    const taskStats = await new Kvm(ctx.nc).open(kvBuckets.taskStats.bucket);
+    const taskTimes = new TaskTimeAggregator(await new Kvm(ctx.nc).open(kvBuckets.taskStats.bucket), ctx.log);
+    ctx.onStop(() => taskTimes.stop());
     await startRecorder(ctx, orm, {
-      onFinished: async (run) => {
-        await recordTaskTime(taskStats, {
-          pool: run.kind === 'report' ? pools.reportWorker(ctx.region) : pools.urlChecker(ctx.region),
-          taskType: run.kind === 'report' ? (run.reportType ?? 'report') : URLCHECK_TASK_TYPE,
-          durationMs: run.durationMs,
-          at: run.finishedAt,
-        });
-      },
+      onFinished: (run) =>
+        taskTimes.add(
+          run.kind === 'report' ? pools.reportWorker(ctx.region) : pools.urlChecker(ctx.region),
+          run.kind === 'report' ? (run.reportType ?? 'report') : URLCHECK_TASK_TYPE,
+          run.durationMs,
+          run.finishedAt,
+        ),
     });
 
     // E-mail: a bad SMTP_URL or MAIL_FROM stops start-up here; the server itself may be down (mail waits).
