@@ -7,6 +7,7 @@ import { fork } from 'node:child_process';
 import { type IncomingMessage, request as httpRequest } from 'node:http';
 import { type ReportQuery, toGaql } from '@ppc/lib/ads';
 import type { ReaderJob, ReaderResult } from './ads/reader.ts';
+import { SERVICE_NODE_FLAGS } from '@ppc/lib/service';
 import { printFigure } from './harness.ts';
 
 const ROWS = 1_000_000;
@@ -39,8 +40,13 @@ const CLICKS = query.select.indexOf('metrics.clicks');
  */
 const BATCH_ROWS = 250;
 
-/** Node flags of the reading process (from READER_FLAGS in the environment, for experiments; none by default). */
-const READER_FLAGS = (process.env.READER_FLAGS ?? '').split(' ').filter(Boolean);
+/**
+ * Node flags of the reading process: the report worker's own (SERVICE_NODE_FLAGS, what `npm start` runs it with),
+ * or READER_FLAGS from the environment for experiments (`READER_FLAGS=' '` for none).
+ */
+const READER_FLAGS = (process.env.READER_FLAGS ?? SERVICE_NODE_FLAGS['report-worker']!.join(' '))
+  .split(' ')
+  .filter(Boolean);
 
 interface Server {
   url: string;

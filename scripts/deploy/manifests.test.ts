@@ -13,6 +13,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import formats from 'ajv-formats';
 import { type EnvSpec, loadConfig } from '@ppc/lib/config';
 import { parse } from 'yaml';
+import { SERVICE_NODE_FLAGS } from '@ppc/lib/service';
 import { describe, expect, it } from 'vitest';
 import { autoscaler } from '../../services/autoscaler/src/main.ts';
 import { buildJob, checkJobTemplate } from '../../services/autoscaler/src/backends/job.ts';
@@ -498,5 +499,12 @@ describe('Dockerfile', () => {
       .split('|')
       .map((s) => s.trim());
     expect(listed.sort()).toEqual([...SERVICES].sort());
+  });
+
+  it('runs each service in the image with the V8 flags npm start gives it', () => {
+    const entrypoint = readFileSync(join(ROOT, 'scripts/deploy/entrypoint.sh'), 'utf8');
+    for (const [service, flags] of Object.entries(SERVICE_NODE_FLAGS)) {
+      expect(entrypoint).toContain(`${service}) flags="${flags.join(' ')}" ;;`);
+    }
   });
 });

@@ -15,6 +15,7 @@ import { type DemoPlatform, startDemoPlatform } from '@ppc/lib/ads';
 import { generateKey, migrate, openDatabase } from '@ppc/lib/db';
 import { type SmtpSink, startSmtpSink } from '@ppc/lib/mail';
 import { allResources, connectNats, provision } from '@ppc/lib/nats';
+import { SERVICE_NODE_FLAGS } from '@ppc/lib/service';
 import { formatLogLine } from './log-format.ts';
 
 export interface ServicePlan {
@@ -73,12 +74,6 @@ export function planFor(env: NodeJS.ProcessEnv, root: string): LaunchPlan {
     color: env.NO_COLOR === undefined && (env.FORCE_COLOR !== undefined || Boolean(process.stdout.isTTY)),
   };
 }
-
-/**
- * V8 flags per service. The URL checker holds many small, short-lived objects per request; a smaller young
- * generation keeps its peak RSS near 160 MB instead of 230 MB at the same speed (`npm run bench -- urlcheck`).
- */
-const NODE_FLAGS: Record<string, string[]> = { 'url-checker': ['--max-semi-space-size=16'] };
 
 const COLORS = [36, 35, 33, 32, 34, 96, 95, 93];
 const SERVICES_STOP_BUDGET_MS = 6000;
@@ -238,7 +233,7 @@ export class Launcher {
     }
     const child = spawn(
       process.execPath,
-      [...(NODE_FLAGS[s.name] ?? []), join(plan.root, 'services', s.name, 'src', 'main.ts')],
+      [...(SERVICE_NODE_FLAGS[s.name] ?? []), join(plan.root, 'services', s.name, 'src', 'main.ts')],
       {
         cwd: plan.root,
         env,

@@ -21,6 +21,7 @@ export { type AttachedConsumer, attachConsumer } from './attach.ts';
 export { connectDatabase, DatabaseUnavailableError } from './database.ts';
 export { baseEnv, databaseEnv, regionEnv } from './env.ts';
 export { heartbeatKey, startHeartbeat } from './heartbeat.ts';
+export { SERVICE_NODE_FLAGS } from './node-flags.ts';
 export { DEFAULT_IDLE_EXIT_MS, type IdleWatch, idleEnv, watchIdle } from './idle.ts';
 
 type BaseSpec = ReturnType<typeof baseEnv>;
