@@ -99,7 +99,23 @@ describe('idle exit in the service runtime', () => {
     const idleSince = performance.now();
     await waitFor(async () => (await workers.get(key))?.operation !== 'PUT', { what: 'the heartbeat to be removed' });
     expect(performance.now() - idleSince).toBeGreaterThanOrEqual(400 - 50);
-    await expect(fetch(`${base}/readyz`)).rejects.toThrow();
+    // The heartbeat goes first; readiness is refused while it stops, then the server closes.
+    await waitFor(
+      () =>
+        fetch(`${base}/readyz`).then(
+          (r) => r.status === 503 && 'stopping',
+          () => 'closed',
+        ),
+      { what: 'readiness refused' },
+    );
+    await waitFor(
+      () =>
+        fetch(`${base}/readyz`).then(
+          () => false,
+          () => true,
+        ),
+      { what: 'the HTTP server closed' },
+    );
     await svc.stop();
   });
 
