@@ -263,6 +263,9 @@ export const CredentialReply = Type.Union([
       loginCustomerId: Type.Optional(Type.String({ maxLength: 50 })),
       /** The platform's own id of the run's account (the task carries only ours). */
       platformAccountId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+      /** The account's IANA time zone (its report days) and ISO 4217 currency (its money columns). */
+      accountTimeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      accountCurrency: Type.Optional(Type.String({ minLength: 3, maxLength: 3 })),
     },
     { additionalProperties: false },
   ),

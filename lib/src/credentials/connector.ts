@@ -54,6 +54,9 @@ export async function connectorForRun(
 export interface RunConnection {
   connector: GoogleAdsConnector;
   account: AccountRef;
+  /** The account's time zone and currency as last synced (UTC and USD when the broker did not say). */
+  timeZone: string;
+  currency: string;
 }
 
 /** Like {@link connectorForRun}, also naming the account in the platform's ids (the task carries only ours). */
@@ -106,5 +109,5 @@ export async function openRunConnection(
     ...(grant.loginCustomerId && { loginCustomerId: grant.loginCustomerId }),
     accessToken,
   });
-  return { connector, account };
+  return { connector, account, timeZone: grant.accountTimeZone ?? 'UTC', currency: grant.accountCurrency ?? 'USD' };
 }

@@ -11,6 +11,8 @@ export interface AuthorizedRun {
   platformAccountId: string;
   /** The manager access goes through, sent as `login-customer-id`; null for direct access. */
   loginCustomerId: string | null;
+  timeZone: string;
+  currency: string;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -25,6 +27,8 @@ interface RunRow {
   account_platform: string | null;
   platform_account_id: string | null;
   login_customer_id: string | null;
+  time_zone: string | null;
+  currency: string | null;
   connection_id: string | null;
   connection_org: string | null;
   connection_platform: string | null;
@@ -37,7 +41,7 @@ interface RunRow {
 const RUN_SQL = `
 select r.status as run_status, r.organization_id as run_org, j.account_id,
        a.organization_id as account_org, a.platform as account_platform, a.platform_account_id,
-       a.login_customer_id, a.connection_id,
+       a.login_customer_id, a.time_zone, a.currency, a.connection_id,
        c.organization_id as connection_org, c.platform as connection_platform, c.status as connection_status,
        c.sealed_refresh_token, c.last_error
   from runs r
@@ -83,6 +87,8 @@ export async function authorizeRun(orm: MikroORM, req: CredentialRequest): Promi
     orgId: row.run_org,
     platformAccountId: row.platform_account_id,
     loginCustomerId: row.login_customer_id,
+    timeZone: row.time_zone ?? 'UTC',
+    currency: row.currency ?? 'USD',
     connection: {
       id: row.connection_id,
       platform: req.platform,

@@ -150,6 +150,8 @@ export async function startCredentialBroker(
         apiBaseUrl: grant.endpoint.apiBaseUrl,
         developerToken: grant.endpoint.developerToken,
         platformAccountId: run.platformAccountId,
+        accountTimeZone: run.timeZone,
+        accountCurrency: run.currency,
         ...(run.loginCustomerId && { loginCustomerId: run.loginCustomerId }),
       };
     } catch (err) {
