@@ -1,7 +1,8 @@
 // The report-worker service end to end against a private real nats-server (JetStream, the artifacts object store)
 // and the demo ad platform in-process (its Google Ads-shaped API). The credential broker is a stand-in on the real
 // subject speaking the real contract (`credentials.reply.v1`), so no PostgreSQL is needed.
-import { jetstream } from '@nats-io/jetstream';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Msg } from '@nats-io/transport-node';
 import { type DemoPlatform, startDemoPlatform } from '@ppc/lib/ads';
 import { newId } from '@ppc/lib/db';
@@ -10,7 +11,8 @@ import { connectNats, type NatsConnection, publish } from '@ppc/lib/nats';
 import { openArtifactStore } from '@ppc/lib/outputs';
 import { runService } from '@ppc/lib/service';
 import { privateNatsServer, waitFor } from '@ppc/lib/testing';
-import { type CredentialReply, type ReportTask, ReportTaskMsg, streams, subjects } from '@ppc/proto';
+import { type CredentialReply, type ReportTask, ReportTaskMsg, RunCancelMsg, streams, subjects } from '@ppc/proto';
+import { publishCore } from '@ppc/lib/nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reportWorker } from './main.ts';
 
@@ -19,6 +21,8 @@ let server: Awaited<ReturnType<typeof privateNatsServer>>;
 let nc: NatsConnection;
 let platform: DemoPlatform;
 let refuse = false;
+/** Runs that read the demo's huge account (1,000,000 search-term rows) instead of the small one. */
+const huge = new Set<string>();
 const decoder = new TextDecoder();
 
 /** Answers `svc.credentials.token` as the system service would: a demo access token for the small account. */
@@ -40,7 +44,8 @@ function brokerStandIn(): void {
       body: 'grant_type=refresh_token&refresh_token=demo&client_id=demo&client_secret=demo',
     });
     const { access_token, expires_in } = (await res.json()) as { access_token: string; expires_in: number };
-    const small = platform.world.byKey.get('small')!;
+    const { runId } = JSON.parse(decoder.decode(msg.data)) as { runId: string };
+    const small = platform.world.byKey.get(huge.has(runId) ? 'huge' : 'small')!;
     const reply: CredentialReply = {
       ok: true,
       platform: 'demo',
@@ -166,5 +171,82 @@ describe('the report-worker service', () => {
     expect(kind).toBe('failed');
     expect(body).toMatchObject({ retryable: false });
     expect(body.message).toMatch(/nonsense/);
+  });
+
+  it('stops a run on cmd.run.<id>.cancel within 2 s, records it cancelled and takes the task off the queue', async () => {
+    const t = task('search-terms');
+    huge.add(t.runId);
+    await publish(jetstream(nc), ReportTaskMsg, t);
+    await waitFor(async () => (await eventsOf(t.runId)).some(([k]) => k === 'progress'), {
+      timeoutMs: 30_000,
+      what: 'the huge report fetching',
+    });
+    const asked = Date.now();
+    publishCore(nc, RunCancelMsg, {
+      runId: t.runId,
+      orgId: t.orgId,
+      reason: 'not needed any more',
+      requestedBy: 'test',
+      at: new Date().toISOString(),
+    });
+    const [kind, body] = await waitFor(
+      async () =>
+        (await eventsOf(t.runId)).find(([k]) => k === 'cancelled' || k === 'succeeded' || k === 'failed') ?? null,
+      { timeoutMs: 10_000, what: 'the run to stop' },
+    );
+    expect(kind).toBe('cancelled');
+    expect(Date.now() - asked).toBeLessThan(2000);
+    expect(body).toMatchObject({ reason: 'not needed any more' });
+    const jsm = await jetstreamManager(nc);
+    await waitFor(async () => (await jsm.streams.info(streams.reportTasks.name)).state.messages === 0, {
+      what: 'the cancelled task acknowledged',
+    });
+  });
+
+  it('finishes a report whose worker was killed (SIGKILL) mid-report on the next worker, with one output', async () => {
+    // The in-process worker of this file stops first, so only the spawned workers take the task.
+    await svc.stop();
+    const spawnWorker = async (): Promise<ChildProcess> =>
+      spawn(process.execPath, ['--max-semi-space-size=8', new URL('./main.ts', import.meta.url).pathname], {
+        env: {
+          PATH: process.env.PATH,
+          NATS_URL: server.url,
+          PORT: String(await freePort()),
+          LOG_LEVEL: 'warn',
+          PPC_REGION: REGION,
+          PPC_IDLE_EXIT_MS: '0',
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+    const t = task('search-terms');
+    huge.add(t.runId);
+    const first = await spawnWorker();
+    let second: ChildProcess | undefined;
+    try {
+      await publish(jetstream(nc), ReportTaskMsg, t);
+      await waitFor(async () => (await eventsOf(t.runId)).some(([k]) => k === 'progress'), {
+        timeoutMs: 30_000,
+        what: 'the first worker fetching rows',
+      });
+      first.kill('SIGKILL');
+      second = await spawnWorker();
+      // Redelivered once the consumer's ack wait (30 s) has passed without word from the killed worker.
+      const done = await waitFor(
+        async () => (await eventsOf(t.runId)).find(([k]) => k === 'succeeded' || k === 'failed') ?? null,
+        { timeoutMs: 120_000, intervalMs: 250, what: 'the report to finish on the second worker' },
+      );
+      expect(done[0], JSON.stringify(done[1])).toBe('succeeded');
+      expect((await eventsOf(t.runId)).filter(([k]) => k === 'succeeded')).toHaveLength(1);
+      const store = await openArtifactStore(nc);
+      const names = (await store.list()).map((o) => o.name).filter((n) => n.startsWith(`${t.runId}/`));
+      const linked = (done[1].outputs as { url: string }[]).map((o) =>
+        decodeURIComponent(o.url.replace('/artifacts/', '')),
+      );
+      expect(names.sort()).toEqual(linked.sort());
+    } finally {
+      first.kill('SIGKILL');
+      second?.kill('SIGTERM');
+      await new Promise((r) => (second && second.exitCode === null ? second.once('exit', r) : r(null)));
+    }
   });
 });
