@@ -13,3 +13,4 @@ export {
   type RunCredentials,
 } from './connector.ts';
 export { type CredentialGrant, type RequestAccessTokenOptions, requestAccessToken } from './request.ts';
+export { sheetsAccessFor } from './output-access.ts';

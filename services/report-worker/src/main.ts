@@ -1,11 +1,10 @@
 import { envVar } from '@ppc/lib/config';
-import { openRunConnection, requestAccessToken } from '@ppc/lib/credentials';
-import { PermanentError } from '@ppc/lib/errors';
+import { openRunConnection, sheetsAccessFor } from '@ppc/lib/credentials';
 import { consume } from '@ppc/lib/nats';
 import { openArtifactStore, writeReport } from '@ppc/lib/outputs';
 import { handleRunTask, publishRunFailed, type RunDeps } from '@ppc/lib/runs';
 import { baseEnv, idleEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
-import { consumers, objectStores, type ReportTask, ReportTaskMsg, reportTypes, streams } from '@ppc/proto';
+import { consumers, objectStores, ReportTaskMsg, reportTypes, streams } from '@ppc/proto';
 import { Type } from '@sinclair/typebox';
 import { ReportPool, runReport, todayIn } from './processing/index.ts';
 
@@ -26,20 +25,6 @@ const env = {
     doc: 'processing threads; 0 = one per core',
   }),
 };
-
-/** A Google output needs a Google grant: the run's own connection (its OAuth grant includes Sheets and Drive). */
-function sheetsAccess(deps: RunDeps, task: ReportTask, signal: AbortSignal) {
-  if (task.output.kind !== 'sheets') return undefined;
-  if (task.platform !== 'google-ads') {
-    throw new PermanentError(
-      'a Google Sheets output needs a Google Ads connection; choose XLSX or CSV for demo accounts',
-      {
-        code: 'OUTPUT_NEEDS_GOOGLE',
-      },
-    );
-  }
-  return { accessToken: async () => (await requestAccessToken(deps.nc, task, { signal })).accessToken };
-}
 
 /** Report time limit: the type's own, else an hour. */
 const timeLimitOf = (type: string) =>
@@ -109,7 +94,7 @@ export const reportWorker: ServiceDefinition<typeof env> = {
                     currency,
                     deps: {
                       objectStore,
-                      ...(sheetsAccess(deps, task, signal) && { google: sheetsAccess(deps, task, signal) }),
+                      ...withGoogle(sheetsAccessFor(ctx.nc, task, signal)),
                     },
                     signal,
                   },
@@ -151,5 +136,8 @@ export const reportWorker: ServiceDefinition<typeof env> = {
     };
   },
 };
+
+/** `{ google }` when the output needs Google access (optional properties are omitted, not undefined). */
+const withGoogle = <T>(google: T | undefined) => (google ? { google } : {});
 
 if (import.meta.main) main(reportWorker);

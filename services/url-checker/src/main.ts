@@ -1,11 +1,10 @@
 import { envVar } from '@ppc/lib/config';
-import { openRunConnection, requestAccessToken } from '@ppc/lib/credentials';
-import { PermanentError } from '@ppc/lib/errors';
+import { openRunConnection, sheetsAccessFor } from '@ppc/lib/credentials';
 import { consume } from '@ppc/lib/nats';
 import { openArtifactStore, writeReport } from '@ppc/lib/outputs';
 import { handleRunTask, publishRunFailed, type RunDeps } from '@ppc/lib/runs';
 import { baseEnv, idleEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
-import { consumers, objectStores, streams, type UrlCheckTask, UrlCheckTaskMsg } from '@ppc/proto';
+import { consumers, objectStores, streams, UrlCheckTaskMsg } from '@ppc/proto';
 import { Type } from '@sinclair/typebox';
 import { runUrlCheck } from './run.ts';
 
@@ -26,25 +25,6 @@ const env = {
     doc: 'the longest one URL check may run before it is failed',
   }),
 };
-
-/**
- * A Google output needs a Google grant: the run's own connection (its OAuth grant includes the Sheets and Drive
- * scopes). The demo platform's tokens mean nothing to Google.
- */
-function sheetsAccess(deps: RunDeps, task: UrlCheckTask, signal: AbortSignal) {
-  if (task.output.kind !== 'sheets') return undefined;
-  if (task.platform !== 'google-ads') {
-    throw new PermanentError(
-      'a Google Sheets output needs a Google Ads connection; choose XLSX or CSV for demo accounts',
-      {
-        code: 'OUTPUT_NEEDS_GOOGLE',
-      },
-    );
-  }
-  return {
-    accessToken: async () => (await requestAccessToken(deps.nc, task, { signal })).accessToken,
-  };
-}
 
 /**
  * Takes URL-check tasks of its region: collects every landing-page URL of the account through the connector (tokens
@@ -99,7 +79,7 @@ export const urlChecker: ServiceDefinition<typeof env> = {
                   title: `URL check ${task.enqueuedAt.slice(0, 10)}`,
                   deps: {
                     objectStore,
-                    ...(sheetsAccess(deps, task, signal) && { google: sheetsAccess(deps, task, signal) }),
+                    ...withGoogle(sheetsAccessFor(ctx.nc, task, signal)),
                   },
                   signal,
                 },
@@ -138,5 +118,8 @@ export const urlChecker: ServiceDefinition<typeof env> = {
     return { details: () => ({ consumer: consumers.urlChecker(ctx.region).durable, handling: true }) };
   },
 };
+
+/** `{ google }` when the output needs Google access (optional properties are omitted, not undefined). */
+const withGoogle = <T>(google: T | undefined) => (google ? { google } : {});
 
 if (import.meta.main) main(urlChecker);
