@@ -11,3 +11,4 @@ export {
   type RunTaskFields,
   RunTimeLimitError,
 } from './lifecycle.ts';
+export { type ConsumeRunTasksOptions, consumeRunTasks } from './consume-runs.ts';

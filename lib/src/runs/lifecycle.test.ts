@@ -8,30 +8,15 @@ import { newId } from '../db/entities.ts';
 import { PermanentError, RetryableError } from '../errors/index.ts';
 import { connectNats, type NatsConnection } from '../nats/connect.ts';
 import { provision } from '../nats/provision.ts';
-import { waitFor } from '../testing/index.ts';
+import { runEventsOf, waitFor } from '../testing/index.ts';
 import { handleRunTask, publishRunFailed, type RunDeps, RunTimeLimitError } from './lifecycle.ts';
 
 let nc: NatsConnection;
 let deps: RunDeps;
-const decoder = new TextDecoder();
 const hctx = () => ({ signal: new AbortController().signal, deliveryCount: 1, traceparent: undefined });
 const task = (attempt = 1) => ({ runId: newId(), orgId: newId(), attempt });
 
-/** Every event of the run, in stream order: `[kind, body]`. */
-async function eventsOf(runId: string): Promise<[string, Record<string, unknown>][]> {
-  const js = jetstream(nc);
-  // One filter subject as a string: nats-server 2.9 has no multi-filter consumers.
-  const c = await js.consumers.get(streams.events.name, { filter_subjects: subjects.runEvents(runId) });
-  const out: [string, Record<string, unknown>][] = [];
-  const info = await c.info(true);
-  if (info.num_pending === 0) return out;
-  const msgs = await c.fetch({ max_messages: info.num_pending, expires: 2000 });
-  for await (const m of msgs) {
-    out.push([m.subject.split('.').pop()!, JSON.parse(decoder.decode(m.data))]);
-    if (m.info.pending === 0) break;
-  }
-  return out;
-}
+const eventsOf = (runId: string) => runEventsOf(nc, runId);
 
 beforeAll(async () => {
   nc = await connectNats({ servers: inject('natsUrl'), name: 'runs-lifecycle-test' });

@@ -49,3 +49,4 @@ export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Date.now().toString(36)}_${counter}`.toUpperCase().replace(/-/g, '_');
 }
 export { type ScratchOptions, scratchResources } from './scratch-resources.ts';
+export { runEventsOf } from './run-events.ts';

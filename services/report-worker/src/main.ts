@@ -1,8 +1,7 @@
 import { envVar } from '@ppc/lib/config';
 import { openRunConnection, sheetsAccessFor } from '@ppc/lib/credentials';
-import { consume } from '@ppc/lib/nats';
 import { openArtifactStore, writeReport } from '@ppc/lib/outputs';
-import { handleRunTask, publishRunFailed, type RunDeps } from '@ppc/lib/runs';
+import { consumeRunTasks } from '@ppc/lib/runs';
 import { baseEnv, idleEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
 import { consumers, objectStores, ReportTaskMsg, reportTypes, streams } from '@ppc/proto';
 import { Type } from '@sinclair/typebox';
@@ -48,88 +47,65 @@ export const reportWorker: ServiceDefinition<typeof env> = {
     const pool = new ReportPool(ctx.config.threads > 0 ? { threads: ctx.config.threads } : {});
     await pool.warm();
     ctx.onStop(() => pool.close());
-    const deps: RunDeps = {
-      nc: ctx.nc,
-      js: ctx.js,
-      jsm: ctx.jsm,
-      log: ctx.log,
-      worker: ctx.instanceId,
-      region: ctx.region,
-    };
-    ctx.track(
-      await consume(
-        ctx.js,
-        consumers.reportWorker(ctx.region),
-        [ReportTaskMsg],
-        (task, hctx) =>
-          handleRunTask(
-            deps,
-            task,
-            hctx,
-            { timeLimitMs: timeLimitOf(task.reportType) },
-            async ({ signal, progress }) => {
-              const started = performance.now();
-              const { connector, account, timeZone, currency } = await openRunConnection(ctx.nc, task, { signal });
-              try {
-                const report = await runReport(task.reportType, task.params, {
-                  connector,
-                  account,
-                  pool,
-                  today: todayIn(timeZone),
-                  signal,
-                  onProgress: (p) =>
-                    progress({
-                      phase: p.phase === 'fetching' ? 'fetching' : 'processing',
-                      percent: p.percent,
-                      rows: p.rowsFetched,
-                    }),
-                });
-                const processed = performance.now();
-                const written = await writeReport(
-                  task.output,
-                  {
-                    runId: task.runId,
-                    // Deterministic per task, so a retried run overwrites its own output.
-                    title: `${(reportTypes as Record<string, { name: string }>)[task.reportType]?.name ?? task.reportType} ${task.enqueuedAt.slice(0, 10)}`,
-                    currency,
-                    deps: {
-                      objectStore,
-                      ...withGoogle(sheetsAccessFor(ctx.nc, task, signal)),
-                    },
-                    signal,
-                  },
-                  report.sheets.map((s) => ({ name: s.name, columns: s.columns, rows: [s.rows] })),
-                  (index, name, rows) =>
-                    progress({
-                      phase: 'writing',
-                      percent: 100,
-                      rows,
-                      sheet: { index, count: report.sheets.length, name },
-                    }),
-                );
-                return {
-                  outputs: written.links,
-                  rows: written.rows,
-                  timings: {
-                    fetching: Math.round(report.stats.timings.fetchingMs),
-                    processing: Math.round(report.stats.timings.processingMs + report.stats.timings.finalizingMs),
-                    writing: Math.round(performance.now() - processed),
-                    total: Math.round(performance.now() - started),
-                  },
-                };
-              } finally {
-                await connector.close();
-              }
+    await consumeRunTasks(
+      ctx,
+      consumers.reportWorker(ctx.region),
+      ReportTaskMsg,
+      { concurrency: ctx.config.concurrency, timeLimitMs: (task) => timeLimitOf(task.reportType) },
+      async (task, { signal, progress }) => {
+        const started = performance.now();
+        const { connector, account, timeZone, currency } = await openRunConnection(ctx.nc, task, { signal });
+        try {
+          const report = await runReport(task.reportType, task.params, {
+            connector,
+            account,
+            pool,
+            today: todayIn(timeZone),
+            signal,
+            onProgress: (p) =>
+              progress({
+                phase: p.phase === 'fetching' ? 'fetching' : 'processing',
+                percent: p.percent,
+                rows: p.rowsFetched,
+              }),
+          });
+          const processed = performance.now();
+          const written = await writeReport(
+            task.output,
+            {
+              runId: task.runId,
+              // Deterministic per task, so a retried run overwrites its own output.
+              title: `${(reportTypes as Record<string, { name: string }>)[task.reportType]?.name ?? task.reportType} ${task.enqueuedAt.slice(0, 10)}`,
+              currency,
+              deps: {
+                objectStore,
+                ...withGoogle(sheetsAccessFor(ctx.nc, task, signal)),
+              },
+              signal,
             },
-          ).then(() => undefined),
-        {
-          concurrency: ctx.config.concurrency,
-          log: ctx.log,
-          metrics: ctx.metrics,
-          onFailure: (task, err) => publishRunFailed(ctx.js, task, err),
-          watchMaxDeliveries: { nc: ctx.nc, jsm: ctx.jsm },
-        },
-      ),
+            report.sheets.map((s) => ({ name: s.name, columns: s.columns, rows: [s.rows] })),
+            (index, name, rows) =>
+              progress({
+                phase: 'writing',
+                percent: 100,
+                rows,
+                sheet: { index, count: report.sheets.length, name },
+              }),
+          );
+          return {
+            outputs: written.links,
+            rows: written.rows,
+            timings: {
+              fetching: Math.round(report.stats.timings.fetchingMs),
+              processing: Math.round(report.stats.timings.processingMs + report.stats.timings.finalizingMs),
+              writing: Math.round(performance.now() - processed),
+              total: Math.round(performance.now() - started),
+            },
+          };
+        } finally {
+          await connector.close();
+        }
+      },
     );
     return {
       details: () => ({ consumer: consumers.reportWorker(ctx.region).durable, handling: true, pool: pool.stats() }),

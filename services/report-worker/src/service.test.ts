@@ -10,7 +10,7 @@ import { freePort } from '@ppc/lib/infra';
 import { connectNats, type NatsConnection, publish } from '@ppc/lib/nats';
 import { openArtifactStore } from '@ppc/lib/outputs';
 import { runService } from '@ppc/lib/service';
-import { privateNatsServer, waitFor } from '@ppc/lib/testing';
+import { privateNatsServer, runEventsOf, waitFor } from '@ppc/lib/testing';
 import { type CredentialReply, type ReportTask, ReportTaskMsg, RunCancelMsg, streams, subjects } from '@ppc/proto';
 import { publishCore } from '@ppc/lib/nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,17 +79,7 @@ const task = (reportType: string): ReportTask => ({
   params: {},
 });
 
-async function eventsOf(runId: string): Promise<[string, Record<string, unknown>][]> {
-  const c = await jetstream(nc).consumers.get(streams.events.name, { filter_subjects: subjects.runEvents(runId) });
-  const pending = (await c.info(true)).num_pending;
-  const out: [string, Record<string, unknown>][] = [];
-  if (pending === 0) return out;
-  for await (const m of await c.fetch({ max_messages: pending, expires: 2000 })) {
-    out.push([m.subject.split('.').pop()!, JSON.parse(decoder.decode(m.data))]);
-    if (m.info.pending === 0) break;
-  }
-  return out;
-}
+const eventsOf = (runId: string) => runEventsOf(nc, runId);
 
 const finished = (runId: string) =>
   waitFor(

@@ -1,8 +1,7 @@
 import { envVar } from '@ppc/lib/config';
 import { openRunConnection, sheetsAccessFor } from '@ppc/lib/credentials';
-import { consume } from '@ppc/lib/nats';
 import { openArtifactStore, writeReport } from '@ppc/lib/outputs';
-import { handleRunTask, publishRunFailed, type RunDeps } from '@ppc/lib/runs';
+import { consumeRunTasks } from '@ppc/lib/runs';
 import { baseEnv, idleEnv, main, regionEnv, type ServiceDefinition } from '@ppc/lib/service';
 import { consumers, objectStores, streams, UrlCheckTaskMsg } from '@ppc/proto';
 import { Type } from '@sinclair/typebox';
@@ -41,79 +40,62 @@ export const urlChecker: ServiceDefinition<typeof env> = {
   }),
   async start(ctx) {
     const objectStore = await openArtifactStore(ctx.nc);
-    const deps: RunDeps = {
-      nc: ctx.nc,
-      js: ctx.js,
-      jsm: ctx.jsm,
-      log: ctx.log,
-      worker: ctx.instanceId,
-      region: ctx.region,
-    };
-    ctx.track(
-      await consume(
-        ctx.js,
-        consumers.urlChecker(ctx.region),
-        [UrlCheckTaskMsg],
-        (task, hctx) =>
-          handleRunTask(deps, task, hctx, { timeLimitMs: ctx.config.timeLimitMs }, async ({ signal, progress }) => {
-            const started = performance.now();
-            const { connector, account } = await openRunConnection(ctx.nc, task, { signal });
-            try {
-              const { sheets, stats } = await runUrlCheck(task, {
-                connector,
-                account,
-                signal,
-                onProgress: (p) =>
-                  progress({
-                    phase: p.phase === 'collecting' ? 'fetching' : 'processing',
-                    percent: p.percent,
-                    rows: p.phase === 'collecting' ? p.uses : p.checked,
-                  }),
-              });
-              const checked = performance.now();
-              const written = await writeReport(
-                task.output,
-                {
-                  runId: task.runId,
-                  // Deterministic per task, so a retried run overwrites its own files.
-                  title: `URL check ${task.enqueuedAt.slice(0, 10)}`,
-                  deps: {
-                    objectStore,
-                    ...withGoogle(sheetsAccessFor(ctx.nc, task, signal)),
-                  },
-                  signal,
-                },
-                sheets,
-                (index, name, rows) =>
-                  progress({
-                    phase: 'writing',
-                    percent: 100,
-                    rows,
-                    sheet: { index, count: sheets.length, name },
-                  }),
-              );
-              return {
-                outputs: written.links,
-                rows: written.rows,
-                timings: {
-                  collecting: stats.collectMs,
-                  checking: stats.checkMs,
-                  writing: Math.round(performance.now() - checked),
-                  total: Math.round(performance.now() - started),
-                },
-              };
-            } finally {
-              await connector.close();
-            }
-          }).then(() => undefined),
-        {
-          concurrency: ctx.config.concurrency,
-          log: ctx.log,
-          metrics: ctx.metrics,
-          onFailure: (task, err) => publishRunFailed(ctx.js, task, err),
-          watchMaxDeliveries: { nc: ctx.nc, jsm: ctx.jsm },
-        },
-      ),
+    await consumeRunTasks(
+      ctx,
+      consumers.urlChecker(ctx.region),
+      UrlCheckTaskMsg,
+      { concurrency: ctx.config.concurrency, timeLimitMs: () => ctx.config.timeLimitMs },
+      async (task, { signal, progress }) => {
+        const started = performance.now();
+        const { connector, account } = await openRunConnection(ctx.nc, task, { signal });
+        try {
+          const { sheets, stats } = await runUrlCheck(task, {
+            connector,
+            account,
+            signal,
+            onProgress: (p) =>
+              progress({
+                phase: p.phase === 'collecting' ? 'fetching' : 'processing',
+                percent: p.percent,
+                rows: p.phase === 'collecting' ? p.uses : p.checked,
+              }),
+          });
+          const checked = performance.now();
+          const written = await writeReport(
+            task.output,
+            {
+              runId: task.runId,
+              // Deterministic per task, so a retried run overwrites its own files.
+              title: `URL check ${task.enqueuedAt.slice(0, 10)}`,
+              deps: {
+                objectStore,
+                ...withGoogle(sheetsAccessFor(ctx.nc, task, signal)),
+              },
+              signal,
+            },
+            sheets,
+            (index, name, rows) =>
+              progress({
+                phase: 'writing',
+                percent: 100,
+                rows,
+                sheet: { index, count: sheets.length, name },
+              }),
+          );
+          return {
+            outputs: written.links,
+            rows: written.rows,
+            timings: {
+              collecting: stats.collectMs,
+              checking: stats.checkMs,
+              writing: Math.round(performance.now() - checked),
+              total: Math.round(performance.now() - started),
+            },
+          };
+        } finally {
+          await connector.close();
+        }
+      },
     );
     return { details: () => ({ consumer: consumers.urlChecker(ctx.region).durable, handling: true }) };
   },

@@ -10,7 +10,7 @@ import type { Msg } from '@nats-io/transport-node';
 import { connectNats, type NatsConnection, publish } from '@ppc/lib/nats';
 import { openArtifactStore } from '@ppc/lib/outputs';
 import { runService } from '@ppc/lib/service';
-import { privateNatsServer, waitFor } from '@ppc/lib/testing';
+import { privateNatsServer, runEventsOf, waitFor } from '@ppc/lib/testing';
 import { type CredentialReply, streams, subjects, type UrlCheckTask, UrlCheckTaskMsg } from '@ppc/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { urlChecker } from './main.ts';
@@ -64,18 +64,7 @@ const task = (): UrlCheckTask => ({
   options: { timeoutMs: 2500, perHostConcurrency: 8 },
 });
 
-/** The run's events in stream order, as `[kind, body]`. */
-async function eventsOf(runId: string): Promise<[string, Record<string, unknown>][]> {
-  const c = await jetstream(nc).consumers.get(streams.events.name, { filter_subjects: subjects.runEvents(runId) });
-  const pending = (await c.info(true)).num_pending;
-  const out: [string, Record<string, unknown>][] = [];
-  if (pending === 0) return out;
-  for await (const m of await c.fetch({ max_messages: pending, expires: 2000 })) {
-    out.push([m.subject.split('.').pop()!, JSON.parse(decoder.decode(m.data))]);
-    if (m.info.pending === 0) break;
-  }
-  return out;
-}
+const eventsOf = (runId: string) => runEventsOf(nc, runId);
 
 const kinds = async (runId: string) => (await eventsOf(runId)).map(([k]) => k);
 
