@@ -47,9 +47,33 @@ describe('migrations', () => {
        where t.table_schema = 'public' and t.table_name not in ('mikro_orm_migrations', 'organizations', 'fences')`,
     );
     expect(tables.map((t) => t.table_name).sort()).toEqual(
-      ['ad_accounts', 'connections', 'jobs', 'memberships', 'notification_log', 'outbox', 'runs', 'users'].sort(),
+      [
+        'ad_accounts',
+        'api_tokens',
+        'connections',
+        'jobs',
+        'memberships',
+        'notification_log',
+        'outbox',
+        'runs',
+        'sessions',
+        'users',
+      ].sort(),
     );
     expect(tables.filter((t) => !t.has_org)).toEqual([]);
+  });
+
+  it('force row-level security on every tenant table', async () => {
+    const rows = await sql<{ relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }>(
+      `select c.relname, c.relrowsecurity, c.relforcerowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'public' and c.relkind = 'r' and c.relname not in ('mikro_orm_migrations', 'fences')`,
+    );
+    expect(rows.length).toBe(11);
+    expect(rows.filter((r) => !r.relrowsecurity || !r.relforcerowsecurity).map((r) => r.relname)).toEqual([]);
+    const role = await sql<{ rolsuper: boolean; rolbypassrls: boolean }>(
+      `select rolsuper, rolbypassrls from pg_roles where rolname = 'ppc_app'`,
+    );
+    expect(role).toEqual([{ rolsuper: false, rolbypassrls: false }]);
   });
 
   it('create the indexes the queries need', async () => {

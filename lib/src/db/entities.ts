@@ -10,6 +10,31 @@ import { defineEntity, p } from '@mikro-orm/core';
 
 export const newId = (): string => randomUUID();
 
+/**
+ * Row-level security, under the code's own organization scoping (tenant isolation twice). The gateway runs tenant
+ * queries as `APP_ROLE` (neither owner nor superuser; created with its grants by the `tenant_rls` migration) with
+ * the caller's organization and user in transaction-local settings: `tenantSession` in tenant.ts. Every other role
+ * with grants (the owner: migrations and the system service, which works across tenants) passes `service_access`;
+ * FORCE makes the policies apply to the owner as well.
+ */
+export const APP_ROLE = 'ppc_app';
+export const SESSION_ORG = 'ppc.organization_id';
+export const SESSION_USER = 'ppc.user_id';
+const currentOrg = `nullif(current_setting('${SESSION_ORG}', true), '')::uuid`;
+const currentUser = `nullif(current_setting('${SESSION_USER}', true), '')::uuid`;
+const notAppRole = `current_user <> '${APP_ROLE}'`;
+
+function tenantRls(condition: string) {
+  return {
+    rowLevelSecurity: 'force' as const,
+    policies: [
+      { name: 'tenant_isolation', roles: [APP_ROLE], using: condition, check: condition },
+      { name: 'service_access', using: notAppRole, check: notAppRole },
+    ],
+  };
+}
+const byOrganization = tenantRls(`organization_id = ${currentOrg}`);
+
 const id = () =>
   p
     .uuid()
@@ -38,6 +63,10 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 const OrganizationSchema = defineEntity({
   name: 'Organization',
   tableName: 'organizations',
+  // The current organization, and the others the caller belongs to (to switch to them).
+  ...tenantRls(
+    `id = ${currentOrg} or exists (select 1 from memberships m where m.organization_id = organizations.id and m.user_id = ${currentUser})`,
+  ),
   properties: {
     /** The tenant key itself: every other table references it as `organization_id`. */
     id: id(),
@@ -51,6 +80,9 @@ OrganizationSchema.setClass(Organization);
 const UserSchema = defineEntity({
   name: 'User',
   tableName: 'users',
+  ...tenantRls(
+    `id = ${currentUser} or exists (select 1 from memberships m where m.user_id = users.id and m.organization_id = ${currentOrg})`,
+  ),
   properties: {
     id: id(),
     /** The organization the user signed up in; access to others is through memberships. */
@@ -59,6 +91,10 @@ const UserSchema = defineEntity({
     name: p.string().length(200),
     /** PHC string from `hashPassword` (argon2id); null for users who sign in otherwise. */
     passwordHash: p.string().length(300).nullable(),
+    /** Failed password attempts since the last success; drives the login lockout (gateway auth). */
+    failedLogins: p.integer().default(0),
+    /** No password is even checked before this moment (throttling shared by every gateway replica). */
+    lockedUntil: p.datetime().nullable(),
     createdAt: createdAt(),
   },
 });
@@ -68,6 +104,8 @@ UserSchema.setClass(User);
 const MembershipSchema = defineEntity({
   name: 'Membership',
   tableName: 'memberships',
+  // Every membership of the current organization, and the caller's own in others.
+  ...tenantRls(`organization_id = ${currentOrg} or user_id = ${currentUser}`),
   properties: {
     id: id(),
     organization: () => p.manyToOne(Organization),
@@ -84,6 +122,7 @@ MembershipSchema.setClass(Membership);
 const ConnectionSchema = defineEntity({
   name: 'Connection',
   tableName: 'connections',
+  ...byOrganization,
   properties: {
     id: id(),
     organization: () => p.manyToOne(Organization),
@@ -110,6 +149,7 @@ ConnectionSchema.setClass(Connection);
 const AdAccountSchema = defineEntity({
   name: 'AdAccount',
   tableName: 'ad_accounts',
+  ...byOrganization,
   properties: {
     id: id(),
     organization: () => p.manyToOne(Organization),
@@ -136,6 +176,7 @@ AdAccountSchema.setClass(AdAccount);
 const JobSchema = defineEntity({
   name: 'Job',
   tableName: 'jobs',
+  ...byOrganization,
   properties: {
     id: id(),
     organization: () => p.manyToOne(Organization),
@@ -179,6 +220,7 @@ JobSchema.setClass(Job);
 const RunSchema = defineEntity({
   name: 'Run',
   tableName: 'runs',
+  ...byOrganization,
   properties: {
     id: id(),
     organization: () => p.manyToOne(Organization),
@@ -212,6 +254,11 @@ const RunSchema = defineEntity({
   indexes: [
     { name: 'runs_job_idx', properties: ['job', 'queuedAt'] },
     { name: 'runs_org_status_idx', properties: ['organization', 'status'] },
+    // The gateway's `runs` listing: newest first within an organization, keyset-paginated on (queued_at, id).
+    {
+      name: 'runs_org_queued_idx',
+      expression: 'create index "runs_org_queued_idx" on "runs" ("organization_id", "queued_at" desc, "id" desc)',
+    },
     // Job statistics: a job's recent successes, and its failures since the last success.
     { name: 'runs_job_status_finished_idx', properties: ['job', 'status', 'finishedAt'] },
   ],
@@ -222,6 +269,7 @@ RunSchema.setClass(Run);
 const OutboxSchema = defineEntity({
   name: 'OutboxMessage',
   tableName: 'outbox',
+  ...byOrganization,
   properties: {
     /** Insertion order: the relay publishes oldest first. */
     id: p.bigint('number').primary().autoincrement(),
@@ -247,6 +295,7 @@ OutboxSchema.setClass(OutboxMessage);
 const NotificationLogSchema = defineEntity({
   name: 'NotificationLog',
   tableName: 'notification_log',
+  ...byOrganization,
   properties: {
     id: id(),
     organization: () => p.manyToOne(Organization),
@@ -265,6 +314,56 @@ const NotificationLogSchema = defineEntity({
 });
 export class NotificationLog extends NotificationLogSchema.class {}
 NotificationLogSchema.setClass(NotificationLog);
+
+const SessionSchema = defineEntity({
+  name: 'Session',
+  tableName: 'sessions',
+  ...byOrganization,
+  properties: {
+    id: id(),
+    /** The organization the session acts in (a user may belong to several). */
+    organization: () => p.manyToOne(Organization),
+    user: () => p.manyToOne(User),
+    /** SHA-256 of the cookie value: a database leak yields no usable session. */
+    tokenHash: p.string().length(64).unique(),
+    expiresAt: p.datetime(),
+    revokedAt: p.datetime().nullable(),
+    lastSeenAt: p.datetime().defaultRaw('now()'),
+    userAgent: p.string().length(300).nullable(),
+    createdAt: createdAt(),
+  },
+  indexes: [{ properties: ['user'] }, { properties: ['organization'] }],
+});
+export class Session extends SessionSchema.class {}
+SessionSchema.setClass(Session);
+
+export const API_SCOPES = ['read', 'write', 'run', 'admin'] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+
+const ApiTokenSchema = defineEntity({
+  name: 'ApiToken',
+  tableName: 'api_tokens',
+  ...byOrganization,
+  properties: {
+    id: id(),
+    organization: () => p.manyToOne(Organization),
+    /** The user who created it; the token acts with that user's role, narrowed by its scopes. */
+    user: () => p.manyToOne(User),
+    name: p.string().length(200),
+    scopes: p.json<ApiScope[]>(),
+    /** SHA-256 of the secret; the secret itself is shown once, at creation. */
+    tokenHash: p.string().length(64).unique(),
+    /** The first characters of the token, so a user can tell tokens apart. */
+    prefix: p.string().length(16),
+    expiresAt: p.datetime().nullable(),
+    revokedAt: p.datetime().nullable(),
+    lastUsedAt: p.datetime().nullable(),
+    createdAt: createdAt(),
+  },
+  indexes: [{ properties: ['organization'] }, { properties: ['user'] }],
+});
+export class ApiToken extends ApiTokenSchema.class {}
+ApiTokenSchema.setClass(ApiToken);
 
 const FenceSchema = defineEntity({
   name: 'Fence',
@@ -292,5 +391,7 @@ export const entities = [
   RunSchema,
   OutboxSchema,
   NotificationLogSchema,
+  SessionSchema,
+  ApiTokenSchema,
   FenceSchema,
 ];

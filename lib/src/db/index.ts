@@ -1,4 +1,8 @@
 export {
+  APP_ROLE,
+  API_SCOPES,
+  type ApiScope,
+  ApiToken,
   AdAccount,
   Connection,
   entities,
@@ -16,9 +20,11 @@ export {
   RUN_STATUSES,
   Run,
   type RunStatus,
+  Session,
   TRIGGERS,
   User,
 } from './entities.ts';
+export { type TenantScope, tenantEm } from './tenant.ts';
 export { FENCE_RESET_AFTER_MS, holdFence, raiseFence, StaleFencingTokenError } from './fence.ts';
 export {
   addToOutbox,

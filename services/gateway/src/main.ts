@@ -1,28 +1,54 @@
 import { Kvm } from '@nats-io/kv';
-import { kvBuckets, type WorkerHeartbeat } from '@ppc/proto';
-import { baseEnv, connectDatabase, databaseEnv, main, type ServiceDefinition } from '@ppc/lib/service';
+import { migrate, openDatabase, startOutboxRelay } from '@ppc/lib/db';
+import { openArtifactStore } from '@ppc/lib/outputs';
+import { connectDatabase, main, type ServiceDefinition } from '@ppc/lib/service';
+import { kvBuckets, objectStores, streams } from '@ppc/proto';
+import { registerGateway } from './app.ts';
+import { gatewayConfig, gatewayEnv } from './config.ts';
+import type { GatewayDeps } from './context.ts';
+import { ensureDemoLogin } from './auth/demo-login.ts';
 
-const env = { ...baseEnv({ port: 8080 }), ...databaseEnv };
-
-/** The public API and UI host. Until the API exists it serves the mesh's status at `/`. */
-export const gateway: ServiceDefinition<typeof env> = {
+/**
+ * The public face of the mesh: the GraphQL API (queries, mutations, graphql-ws subscriptions), sign-in, artifact
+ * downloads and the SPA. Stateless: any number of replicas behind a load balancer.
+ */
+export const gateway: ServiceDefinition<typeof gatewayEnv> = {
   name: 'gateway',
-  env,
+  env: gatewayEnv,
+  resources: () => ({
+    streams: [streams.events, streams.reportTasks, streams.urlCheckTasks],
+    kv: [kvBuckets.workers],
+    objectStores: [objectStores.artifacts],
+  }),
   async start(ctx) {
-    const db = await connectDatabase(ctx.config.databaseUrl, {
-      onIdleError: (err) => ctx.log.warn({ err: err.message }, 'idle database connection lost'),
+    const config = gatewayConfig(ctx.config);
+    // One round trip first, so a wrong DATABASE_URL stops start-up with a message naming it.
+    await (await connectDatabase(config.databaseUrl, { max: 1 })).end();
+    const orm = await openDatabase(config.databaseUrl, { poolMax: 20 });
+    ctx.onStop(() => orm.close());
+    // Replicas of system and gateway may start together; migrations serialise on an advisory lock.
+    await migrate(orm);
+    // Runs created by `runJob`/`retryRun` are published by this replica's relay at once (system's relay is the backstop).
+    const relay = startOutboxRelay(orm, ctx.js, {
+      onError: (err) => ctx.log.warn({ err: err.message }, 'outbox relay batch failed'),
     });
-    ctx.onStop(() => db.end());
-    const workers = await new Kvm(ctx.nc).open(kvBuckets.workers.bucket);
-    ctx.http.get('/', async () => {
-      const instances: WorkerHeartbeat[] = [];
-      for await (const key of await workers.keys()) {
-        const entry = await workers.get(key);
-        if (entry?.operation === 'PUT') instances.push(entry.json<WorkerHeartbeat>());
-      }
-      instances.sort((a, b) => a.service.localeCompare(b.service) || a.instanceId.localeCompare(b.instanceId));
-      return { name: 'ppc-robot', version: ctx.version, instances };
-    });
+    ctx.onStop(() => relay.stop());
+    const deps: GatewayDeps = {
+      config,
+      log: ctx.log,
+      orm,
+      nc: ctx.nc,
+      js: ctx.js,
+      jsm: ctx.jsm,
+      workers: await new Kvm(ctx.nc).open(kvBuckets.workers.bucket),
+      artifacts: await openArtifactStore(ctx.nc),
+      relay,
+      metrics: ctx.metrics,
+      instanceId: ctx.instanceId,
+      version: ctx.version,
+    };
+    if (config.demoLogin) await ensureDemoLogin(deps, config.demoLogin);
+    await registerGateway(ctx.http, deps);
     return undefined;
   },
 };

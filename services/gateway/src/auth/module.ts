@@ -1,0 +1,4 @@
+import type { GraphQLModule } from '../graphql/module.ts';
+
+// PLACEHOLDER: replaced by the feature's real module.
+export const authModule: GraphQLModule = { typeDefs: '', resolvers: {} };

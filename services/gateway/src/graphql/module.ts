@@ -1,0 +1,10 @@
+import type { IResolvers, MercuriusContext } from 'mercurius';
+import type { GatewayContext } from '../context.ts';
+
+export type Context = GatewayContext & MercuriusContext;
+
+/** One feature's slice of the API: SDL that extends `Query`/`Mutation`/`Subscription`, and its resolvers. */
+export interface GraphQLModule {
+  typeDefs: string;
+  resolvers: IResolvers<unknown, Context>;
+}
