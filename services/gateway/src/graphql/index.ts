@@ -1,11 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, GraphQLScalarType } from 'graphql';
 import mercurius, { type IResolvers } from 'mercurius';
 import type { Authenticator, GatewayContext, GatewayDeps } from '../context.ts';
 import { ClientError } from './errors.ts';
 import { limitRules } from './limits.ts';
 import type { Context, GraphQLModule } from './module.ts';
 import { modules } from './modules.ts';
+import { DateTime, JSONScalar } from './scalars.ts';
 
 const ROOT = /* GraphQL */ `
   scalar DateTime
@@ -19,7 +20,9 @@ function mergeResolvers(list: readonly GraphQLModule[]): IResolvers<unknown, Con
   const merged: Record<string, Record<string, unknown>> = {};
   for (const m of list) {
     for (const [type, fields] of Object.entries(m.resolvers)) {
-      merged[type] = { ...merged[type], ...(fields as Record<string, unknown>) };
+      // Scalars are class instances: spreading one would drop its methods.
+      if (fields instanceof GraphQLScalarType) merged[type] = fields as unknown as Record<string, unknown>;
+      else merged[type] = { ...merged[type], ...(fields as Record<string, unknown>) };
     }
   }
   return merged as IResolvers<unknown, Context>;
