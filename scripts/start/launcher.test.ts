@@ -1,6 +1,5 @@
 // End-to-end test of `npm start`'s launcher: a real nats-server, a real embedded PostgreSQL and the
 // six services as child processes, on shifted ports in a temp data dir.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,69 +12,14 @@ import type { WorkerHeartbeat } from '@ppc/proto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { formatLogLine } from './log-format.ts';
 import { planFor } from './launcher.ts';
+import { alive, freeOffset, MeshLaunches } from './testing.ts';
 
-const main = new URL('./main.ts', import.meta.url).pathname;
 const resourceCount = Object.values(allResources(['local'])).reduce((n, list) => n + (list?.length ?? 0), 0);
 const dataDir = mkdtempSync(join(tmpdir(), 'ppc-start-'));
-const launched: ChildProcess[] = [];
-// A failed assertion must not leave a mesh running: stop whatever is still up, as Ctrl-C would.
-afterEach(async () => {
-  for (const child of launched.splice(0)) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    const exited = new Promise((res) => child.once('exit', res));
-    child.kill('SIGINT');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
-  }
-});
+const meshes = new MeshLaunches();
+afterEach(() => meshes.stopAll());
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
-
-/** A port offset under which every port of the mesh is free right now. */
-async function freeOffset(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const offset = 1000 + Math.floor(Math.random() * 10_000);
-    const plan = planFor({ PPC_PORT_OFFSET: String(offset) }, '/');
-    const ports = [
-      plan.nats.port,
-      plan.nats.monitorPort,
-      plan.postgres.port,
-      plan.demoPlatform.port,
-      plan.smtpSink.port,
-      ...plan.services.map((s) => s.port),
-    ];
-    if ((await Promise.all(ports.map((p) => isPortFree(p, '0.0.0.0')))).every(Boolean)) return offset;
-  }
-  throw new Error('no free port offset');
-}
-
-function launch(offset: number) {
-  const child: ChildProcess = spawn(process.execPath, [main], {
-    env: { ...process.env, PPC_DATA_DIR: dataDir, PPC_PORT_OFFSET: String(offset), NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group, like a terminal's foreground job, so Ctrl-C can be sent to the whole group.
-    detached: true,
-  });
-  launched.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    out += d;
-  });
-  const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-  return { child, out: () => out, exit };
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const launch = (offset: number) => meshes.launch({ dataDir, offset });
 
 describe('npm start launcher', () => {
   it('brings up all six services and the SMTP sink, stops everything on Ctrl-C within 10 s, and reuses its data on the next start', async () => {

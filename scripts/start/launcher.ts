@@ -41,6 +41,11 @@ export interface LaunchPlan {
   /** In start order; they stop in reverse. */
   services: ServicePlan[];
   regions: string[];
+  /**
+   * The autoscaler's PPC_AUTOSCALER_* variables: the local backend and the plan's regions, plus any other
+   * PPC_AUTOSCALER_* set for the launcher (e.g. PPC_AUTOSCALER_MAX_WORKERS, PPC_AUTOSCALER_WORKER_IDLE_EXIT_MS).
+   */
+  autoscaler: Record<string, string>;
   logLevel: string;
   color: boolean;
 }
@@ -54,6 +59,7 @@ export function planFor(env: NodeJS.ProcessEnv, root: string): LaunchPlan {
   }
   const at = (p: number) => p + offset;
   const dataDir = resolve(root, env.PPC_DATA_DIR ?? '.data');
+  const regions = ['local'];
   return {
     root,
     dataDir,
@@ -69,10 +75,31 @@ export function planFor(env: NodeJS.ProcessEnv, root: string): LaunchPlan {
       { name: 'clock', regional: false, port: at(9105), needsDatabase: false, sendsMail: false },
       { name: 'gateway', regional: false, port: at(8080), needsDatabase: true, sendsMail: false },
     ],
-    regions: ['local'],
+    regions,
+    autoscaler: autoscalerEnvOf(env, regions),
     logLevel: env.LOG_LEVEL ?? 'info',
     color: env.NO_COLOR === undefined && (env.FORCE_COLOR !== undefined || Boolean(process.stdout.isTTY)),
   };
+}
+
+const AUTOSCALER_PREFIX = 'PPC_AUTOSCALER_';
+const AUTOSCALER_REGIONS = 'PPC_AUTOSCALER_REGIONS';
+
+/**
+ * Services get only the PPC_* variables meant for them, so the launcher hands the autoscaler its own. The regions
+ * are the launcher's: it provisions their consumers and starts their always-on workers.
+ */
+function autoscalerEnvOf(env: NodeJS.ProcessEnv, regions: string[]): Record<string, string> {
+  const given = env[AUTOSCALER_REGIONS];
+  if (given !== undefined && given !== regions.join(',')) {
+    throw new Error(
+      `${AUTOSCALER_REGIONS}: npm start runs the region${regions.length > 1 ? 's' : ''} ${regions.join(',')} only, got ${JSON.stringify(given)}; unset it`,
+    );
+  }
+  const passed = Object.entries(env).filter(
+    (e): e is [string, string] => e[0].startsWith(AUTOSCALER_PREFIX) && e[1] !== undefined,
+  );
+  return { PPC_AUTOSCALER_BACKEND: 'local', ...Object.fromEntries(passed), [AUTOSCALER_REGIONS]: regions.join(',') };
 }
 
 const COLORS = [36, 35, 33, 32, 34, 96, 95, 93];
@@ -222,10 +249,7 @@ export class Launcher {
     }
     // The launcher's own workers stay up; the autoscaler starts more as local processes, which exit when idle.
     if (s.name === 'report-worker' || s.name === 'url-checker') env.PPC_IDLE_EXIT_MS = '0';
-    if (s.name === 'autoscaler') {
-      env.PPC_AUTOSCALER_BACKEND = 'local';
-      env.PPC_AUTOSCALER_REGIONS = plan.regions.join(',');
-    }
+    if (s.name === 'autoscaler') Object.assign(env, plan.autoscaler);
     if (s.sealsSecrets) {
       env.PPC_SECRET_KEY = this.#secretKey();
       env.PPC_DEMO_PLATFORM_URL = this.#demo!.url;

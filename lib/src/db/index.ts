@@ -57,3 +57,11 @@ export {
   sealedKeyId,
   sealSecret,
 } from './seal.ts';
+export {
+  buildRunTask,
+  cannotRunReason,
+  nextFireAfter,
+  type RunTask,
+  type RunTaskSource,
+  type RunTargetState,
+} from './run-task.ts';

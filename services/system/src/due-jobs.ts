@@ -20,9 +20,21 @@
  * fields do not make a valid task message.
  */
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
-import { addToOutbox, holdFence, newId, raiseFence, StaleFencingTokenError } from '@ppc/lib/db';
-import { type BodyOf, type MessageDef, ReportTaskMsg, UrlCheckTaskMsg } from '@ppc/proto';
-import { Cron } from 'croner';
+import {
+  addToOutbox,
+  buildRunTask,
+  cannotRunReason,
+  holdFence,
+  newId,
+  nextFireAfter,
+  raiseFence,
+  type RunTask,
+  StaleFencingTokenError,
+} from '@ppc/lib/db';
+import type { MessageDef } from '@ppc/proto';
+
+/** Moved to lib (the gateway computes next fire times too); re-exported for existing callers. */
+export { nextFireAfter };
 
 export interface EnqueueDueJobsOptions {
   /** The tick's time: jobs with `next_run_at <= now` are due; the next fire time is computed after it. */
@@ -111,66 +123,34 @@ update jobs j set enabled = false, disabled_reason = r.reason, updated_at = now(
   from jsonb_to_recordset(?::jsonb) as r(job_id uuid, reason text)
  where j.id = r.job_id`;
 
-const cronCache = new Map<string, Cron>();
-
-/** The job's cron in its zone (cached); throws on an invalid expression or zone. */
-function cronOf(expr: string, timeZone: string): Cron {
-  const key = `${timeZone}\u0000${expr}`;
-  let cron = cronCache.get(key);
-  if (!cron) {
-    cron = new Cron(expr, { timezone: timeZone });
-    if (cronCache.size > 10_000) cronCache.clear();
-    cronCache.set(key, cron);
-  }
-  return cron;
-}
-
-/**
- * The first fire time of `cron` (in `timeZone`) strictly after `after`; null when it never fires again.
- * Throws for an invalid expression or time zone.
- */
-export function nextFireAfter(cron: string, timeZone: string, after: Date): Date | null {
-  return cronOf(cron, timeZone).nextRun(after);
-}
-
 /** Why a job can no longer run, or null when it can. */
 function goneReason(row: DueRow): string | null {
-  if (row.account_status === null) return `ad account ${row.account_id} no longer exists`;
-  if (row.account_status === 'removed') return `ad account ${row.account_id} was removed`;
-  if (row.connection_status === null) return `connection ${row.connection_id} no longer exists`;
-  if (row.connection_status === 'revoked') return `connection ${row.connection_id} was revoked; reconnect it`;
-  return null;
+  return cannotRunReason({
+    accountId: row.account_id,
+    accountStatus: row.account_status,
+    connectionId: row.connection_id,
+    connectionStatus: row.connection_status,
+  });
 }
 
-type Staged =
-  | { def: typeof ReportTaskMsg; body: BodyOf<typeof ReportTaskMsg> }
-  | { def: typeof UrlCheckTaskMsg; body: BodyOf<typeof UrlCheckTaskMsg> };
-
-/** The job's task message for a new run, validated; throws MessageValidationError naming the bad field. */
-function taskFor(row: DueRow, runId: string, region: string, enqueuedAt: string): Staged {
-  const base = {
+/** The job's task message for a new scheduled run, validated; throws MessageValidationError naming the bad field. */
+function taskFor(row: DueRow, runId: string, region: string, enqueuedAt: string): RunTask {
+  return buildRunTask({
     runId,
     jobId: row.id,
     orgId: row.organization_id,
     accountId: row.account_id,
-    connectionId: row.connection_id ?? '',
-    platform: row.platform as 'demo' | 'google-ads',
+    connectionId: row.connection_id,
+    platform: row.platform,
+    kind: row.kind,
+    reportType: row.report_type,
+    params: row.params,
+    output: row.output,
     region,
+    trigger: 'schedule',
     attempt: 1,
-    trigger: 'schedule' as const,
     enqueuedAt,
-    output: row.output as BodyOf<typeof ReportTaskMsg>['output'],
-  };
-  if (row.kind === 'urlcheck') {
-    const body = { ...base, options: row.params } as BodyOf<typeof UrlCheckTaskMsg>;
-    const def: MessageDef = UrlCheckTaskMsg;
-    def.assert(body);
-    return { def: UrlCheckTaskMsg, body };
-  }
-  const body = { ...base, reportType: row.report_type ?? '', params: row.params } as BodyOf<typeof ReportTaskMsg>;
-  const def: MessageDef = ReportTaskMsg;
-  def.assert(body);
-  return { def: ReportTaskMsg, body };
+  });
 }
 
 /** One batch in its own transaction. */
@@ -186,7 +166,7 @@ async function enqueueBatch(em: EntityManager, opts: EnqueueDueJobsOptions, batc
   const enqueuedAt = opts.now.toISOString();
   const disable: { job_id: string; reason: string }[] = [];
   const advance: { job_id: string; next_run_at: string | null }[] = [];
-  const staged = new Map<string, { row: DueRow; task: Staged }>();
+  const staged = new Map<string, { row: DueRow; task: RunTask }>();
 
   for (const row of rows) {
     const gone = goneReason(row);
@@ -207,7 +187,7 @@ async function enqueueBatch(em: EntityManager, opts: EnqueueDueJobsOptions, batc
       }
     }
     const runId = newId();
-    let task: Staged;
+    let task: RunTask;
     try {
       task = taskFor(row, runId, opts.region, enqueuedAt);
     } catch (err) {
