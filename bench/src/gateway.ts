@@ -36,7 +36,11 @@ function percentiles(ms: number[]) {
 const RUNS_QUERY = `query Runs($first: Int) { runs(first: $first) { items { id status phase progress queuedAt finishedAt job { id name } } nextCursor } }`;
 
 /** Sends `send()` every 1000/rate ms for `seconds` (open loop: a slow answer does not delay the next request). */
-async function steady(rate: number, seconds: number, send: () => Promise<void>): Promise<{ latencies: number[]; errors: number }> {
+async function steady(
+  rate: number,
+  seconds: number,
+  send: () => Promise<void>,
+): Promise<{ latencies: number[]; errors: number }> {
   const latencies: number[] = [];
   let errors = 0;
   const total = rate * seconds;
@@ -49,8 +53,12 @@ async function steady(rate: number, seconds: number, send: () => Promise<void>):
     const t = performance.now();
     inFlight.push(
       send().then(
-        () => void latencies.push(performance.now() - t),
-        () => void (errors += 1),
+        () => {
+          latencies.push(performance.now() - t);
+        },
+        () => {
+          errors += 1;
+        },
       ),
     );
   }
@@ -82,7 +90,15 @@ async function queryPhase(url: string, token: string, rate: number, seconds: num
   await dispatcher.close();
   const base = percentiles(baseline.latencies);
   const q = percentiles(measured.latencies);
-  printFigure({ bench: 'gateway', figure: 'baseline_healthz', rate_per_s: rate, seconds, requests: baseline.latencies.length, errors: baseline.errors, ...base });
+  printFigure({
+    bench: 'gateway',
+    figure: 'baseline_healthz',
+    rate_per_s: rate,
+    seconds,
+    requests: baseline.latencies.length,
+    errors: baseline.errors,
+    ...base,
+  });
   printFigure({
     bench: 'gateway',
     figure: 'runs_query',
@@ -98,7 +114,16 @@ async function queryPhase(url: string, token: string, rate: number, seconds: num
   });
 }
 
-async function subscriptionPhase(natsUrl: string, url: string, token: string, orgId: string, jobId: string, runId: string, subscribers: number, events: number) {
+async function subscriptionPhase(
+  natsUrl: string,
+  url: string,
+  token: string,
+  orgId: string,
+  jobId: string,
+  runId: string,
+  subscribers: number,
+  events: number,
+) {
   const nc = await connectNats({ servers: natsUrl, name: 'bench-gateway' });
   const js = jetstream(nc);
   const at = () => new Date().toISOString();
@@ -164,7 +189,12 @@ async function subscriptionPhase(natsUrl: string, url: string, token: string, or
   const subscribeStart = performance.now();
   await Promise.race([
     readyAll,
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`only ${ready}/${subscribers} subscribers ready after 120 s (${failed} failed)`)), 120_000)),
+    new Promise((_, reject) =>
+      setTimeout(
+        () => reject(new Error(`only ${ready}/${subscribers} subscribers ready after 120 s (${failed} failed)`)),
+        120_000,
+      ),
+    ),
   ]);
   const subscribeMs = performance.now() - subscribeStart;
 
@@ -180,7 +210,7 @@ async function subscriptionPhase(natsUrl: string, url: string, token: string, or
   const baselineDone = (async () => {
     let n = 0;
     for await (const m of iter) {
-      const i = Math.round((m.json<{ percent: number }>().percent)) - 1;
+      const i = Math.round(m.json<{ percent: number }>().percent) - 1;
       baselineTimes[i] = performance.now();
       if (++n === events) break;
     }
@@ -189,12 +219,17 @@ async function subscriptionPhase(natsUrl: string, url: string, token: string, or
   const load = loadavg()[0];
   for (let i = 0; i < events; i++) {
     publishedAt[i] = performance.now();
-    await publish(js, RunProgressMsg, { runId, orgId, attempt: 1, at: at(), phase: 'fetching', percent: i + 1, rows: (i + 1) * 100 });
+    await publish(js, RunProgressMsg, {
+      runId,
+      orgId,
+      attempt: 1,
+      at: at(),
+      phase: 'fetching',
+      percent: i + 1,
+      rows: (i + 1) * 100,
+    });
   }
-  await Promise.race([
-    Promise.all(done),
-    new Promise((r) => setTimeout(r, 60_000)),
-  ]);
+  await Promise.race([Promise.all(done), new Promise((r) => setTimeout(r, 60_000))]);
   await Promise.race([baselineDone, new Promise((r) => setTimeout(r, 10_000))]);
   const latencies: number[] = [];
   let missing = 0;
@@ -242,7 +277,16 @@ export async function run(args: string[]): Promise<void> {
       const gw = await spawnGateway(nats.url, databaseUrl);
       try {
         await queryPhase(gw.url, seeded.token, rate, seconds);
-        await subscriptionPhase(nats.url, gw.url, seeded.token, seeded.orgId, seeded.jobId, seeded.runIds[0]!, subscribers, events);
+        await subscriptionPhase(
+          nats.url,
+          gw.url,
+          seeded.token,
+          seeded.orgId,
+          seeded.jobId,
+          seeded.runIds[0]!,
+          subscribers,
+          events,
+        );
       } finally {
         await gw.stop();
       }

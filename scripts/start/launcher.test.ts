@@ -78,7 +78,7 @@ describe('npm start launcher', () => {
       expect((await Promise.all(ports.map((p) => isPortFree(p, '0.0.0.0')))).every(Boolean)).toBe(true);
     }
     expect(existsSync(join(dataDir, 'nats', 'jetstream'))).toBe(true);
-  });
+  }, 240_000); // two starts, each allowed 90 s on a loaded machine
 
   it('refuses to start when a port is taken, naming the port and who needed it', async () => {
     for (const [port, wantedBy] of [
@@ -96,6 +96,21 @@ describe('npm start launcher', () => {
         squatter.close();
       }
     }
+  });
+
+  it('hands the autoscaler the local backend, its own regions and any other PPC_AUTOSCALER_* it was given', () => {
+    expect(planFor({}, '/').autoscaler).toEqual({ PPC_AUTOSCALER_BACKEND: 'local', PPC_AUTOSCALER_REGIONS: 'local' });
+    const env = { PPC_AUTOSCALER_MAX_WORKERS: '3', PPC_AUTOSCALER_WORKER_IDLE_EXIT_MS: '4000', PPC_IDLE_EXIT_MS: '1' };
+    expect(planFor(env, '/').autoscaler).toEqual({
+      PPC_AUTOSCALER_BACKEND: 'local',
+      PPC_AUTOSCALER_MAX_WORKERS: '3',
+      PPC_AUTOSCALER_WORKER_IDLE_EXIT_MS: '4000',
+      PPC_AUTOSCALER_REGIONS: 'local',
+    });
+    expect(planFor({ PPC_AUTOSCALER_BACKEND: 'none' }, '/').autoscaler.PPC_AUTOSCALER_BACKEND).toBe('none');
+    expect(() => planFor({ PPC_AUTOSCALER_REGIONS: 'eu-west' }, '/')).toThrow(
+      /PPC_AUTOSCALER_REGIONS: npm start runs the region local only, got "eu-west"/,
+    );
   });
 
   it('rejects a malformed port offset', () => {

@@ -18,6 +18,9 @@ import { allResources, connectNats, provision } from '@ppc/lib/nats';
 import { SERVICE_NODE_FLAGS } from '@ppc/lib/service';
 import { formatLogLine } from './log-format.ts';
 
+/** `npm start`'s demo sign-in (`email:password`); local only, printed at start. Override with PPC_DEMO_LOGIN. */
+export const DEMO_LOGIN = process.env.PPC_DEMO_LOGIN || 'demo@ppc-robot.local:demo-password';
+
 export interface ServicePlan {
   name: string;
   port: number;
@@ -25,8 +28,11 @@ export interface ServicePlan {
   regional: boolean;
   /** Gets `SMTP_URL` (the local sink) and `PPC_PUBLIC_URL` (the gateway, for links in e-mails). */
   sendsMail: boolean;
-  /** Holds ad-platform credentials: gets `PPC_SECRET_KEY`, the demo platform's URL and any `PPC_GOOGLE_*`. */
-  sealsSecrets?: boolean;
+  /**
+   * Holds ad-platform credentials: gets `PPC_SECRET_KEY`, the demo platform's URL, `PPC_PUBLIC_URL`, and those
+   * `PPC_GOOGLE_<name>` set for the launcher whose names it lists (a service refuses PPC_* variables it does not know).
+   */
+  sealsSecrets?: { google: readonly string[] };
 }
 
 export interface LaunchPlan {
@@ -68,12 +74,27 @@ export function planFor(env: NodeJS.ProcessEnv, root: string): LaunchPlan {
     demoPlatform: { port: at(9200) },
     smtpSink: { port: at(2525), dir: join(dataDir, 'mail') },
     services: [
-      { name: 'system', regional: true, port: at(9103), needsDatabase: true, sendsMail: true, sealsSecrets: true },
+      {
+        name: 'system',
+        regional: true,
+        port: at(9103),
+        needsDatabase: true,
+        sendsMail: true,
+        sealsSecrets: { google: ['CLIENT_ID', 'CLIENT_SECRET', 'DEVELOPER_TOKEN'] },
+      },
       { name: 'report-worker', regional: true, port: at(9101), needsDatabase: false, sendsMail: false },
       { name: 'url-checker', regional: true, port: at(9102), needsDatabase: false, sendsMail: false },
       { name: 'autoscaler', regional: false, port: at(9104), needsDatabase: false, sendsMail: false },
       { name: 'clock', regional: false, port: at(9105), needsDatabase: false, sendsMail: false },
-      { name: 'gateway', regional: false, port: at(8080), needsDatabase: true, sendsMail: false },
+      {
+        name: 'gateway',
+        regional: false,
+        port: at(8080),
+        needsDatabase: true,
+        sendsMail: false,
+        // It seals the refresh tokens of new connections, which system opens: the same key.
+        sealsSecrets: { google: ['CLIENT_ID', 'CLIENT_SECRET', 'AUTH_URL', 'TOKEN_URL'] },
+      },
     ],
     regions,
     autoscaler: autoscalerEnvOf(env, regions),
@@ -242,18 +263,24 @@ export class Launcher {
     };
     if (s.regional) env.PPC_REGION = plan.regions[0];
     if (s.needsDatabase) env.DATABASE_URL = this.#pg!.url;
+    const publicUrl = `http://127.0.0.1:${plan.services.find((g) => g.name === 'gateway')?.port ?? 8080}`;
     if (s.sendsMail) {
       env.SMTP_URL = this.#mail!.url;
-      const gateway = plan.services.find((g) => g.name === 'gateway');
-      env.PPC_PUBLIC_URL = `http://127.0.0.1:${gateway?.port ?? 8080}`;
+      env.PPC_PUBLIC_URL = publicUrl;
     }
     // The launcher's own workers stay up; the autoscaler starts more as local processes, which exit when idle.
     if (s.name === 'report-worker' || s.name === 'url-checker') env.PPC_IDLE_EXIT_MS = '0';
     if (s.name === 'autoscaler') Object.assign(env, plan.autoscaler);
+    // A user to sign in as, with an organization and a demo connection (created at the gateway's start if missing).
+    if (s.name === 'gateway') env.PPC_DEMO_LOGIN = DEMO_LOGIN;
     if (s.sealsSecrets) {
       env.PPC_SECRET_KEY = this.#secretKey();
       env.PPC_DEMO_PLATFORM_URL = this.#demo!.url;
-      for (const [k, v] of Object.entries(process.env)) if (k.startsWith('PPC_GOOGLE_') && v) env[k] = v;
+      env.PPC_PUBLIC_URL = publicUrl;
+      for (const name of s.sealsSecrets.google) {
+        const v = process.env[`PPC_GOOGLE_${name}`];
+        if (v) env[`PPC_GOOGLE_${name}`] = v;
+      }
     }
     const child = spawn(
       process.execPath,

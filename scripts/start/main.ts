@@ -1,6 +1,6 @@
 // `npm start`: the whole mesh on this machine (see README). Stops on Ctrl-C, SIGTERM or SIGHUP.
 import { resolve } from 'node:path';
-import { Launcher, planFor } from './launcher.ts';
+import { DEMO_LOGIN, Launcher, planFor } from './launcher.ts';
 
 const root = resolve(import.meta.dirname, '..', '..');
 let launcher: Launcher;
@@ -32,7 +32,13 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal
 
 try {
   const url = await launcher.start();
-  if (!stopping) process.stdout.write(`ppc-robot is up: ${url}\n`);
+  if (!stopping) {
+    const [email, password] = [
+      DEMO_LOGIN.slice(0, DEMO_LOGIN.indexOf(':')),
+      DEMO_LOGIN.slice(DEMO_LOGIN.indexOf(':') + 1),
+    ];
+    process.stdout.write(`ppc-robot is up: ${url} (sign in as ${email} / ${password}; GraphiQL at ${url}/graphiql)\n`);
+  }
 } catch (err) {
   process.stderr.write(`ppc-robot: ${(err as Error).message}\n`);
   await launcher.stop().catch(() => {});

@@ -99,6 +99,14 @@ export class MeshLaunches {
   }
 }
 
+/** What to show when a launch failed: the lines of the service that gave up, else the output's tail. */
+export function failureLog(out: string): string {
+  const name = /(\S+) (?:exited before it was ready|was not ready within)/.exec(out)?.[1];
+  const lines = out.split('\n');
+  const own = name ? lines.filter((l) => l.startsWith(`[${name}]`)) : [];
+  return [...own.slice(-40), ...lines.slice(-5)].join('\n');
+}
+
 export const alive = (pid: number) => {
   try {
     process.kill(pid, 0);

@@ -49,7 +49,14 @@ export async function seed(orm: MikroORM, runs: number): Promise<Seeded> {
     notify: {},
   });
   const { secret, hash } = newSecret(API_TOKEN_PREFIX);
-  em.create(ApiToken, { organization: org, user, name: 'bench', scopes: ['read'], tokenHash: hash, prefix: secret.slice(0, 12) });
+  em.create(ApiToken, {
+    organization: org,
+    user,
+    name: 'bench',
+    scopes: ['read'],
+    tokenHash: hash,
+    prefix: secret.slice(0, 12),
+  });
   await em.flush();
   const rows = await em.execute<{ id: string }[]>(
     `insert into runs (id, organization_id, job_id, trigger, status, attempt, progress, last_event_seq, queued_at)
@@ -59,6 +66,8 @@ export async function seed(orm: MikroORM, runs: number): Promise<Seeded> {
      returning id`,
     [org.id, job.id, runs],
   );
+  // Planner statistics, as autovacuum would have them on a live database (a bulk insert leaves none).
+  await em.execute('analyze');
   return { orgId: org.id, jobId: job.id, token: secret, runIds: rows.map((r) => r.id) };
 }
 
@@ -71,7 +80,9 @@ export interface GatewayProcess {
 /** The gateway as its own process (as deployed), so its event loop is not shared with the load generator. */
 export async function spawnGateway(natsUrl: string, databaseUrl: string): Promise<GatewayProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [GATEWAY_MAIN], {
+  // GATEWAY_NODE_FLAGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) for looking inside the gateway.
+  const flags = (process.env.GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...flags, GATEWAY_MAIN], {
     env: {
       PATH: process.env.PATH,
       NATS_URL: natsUrl,
@@ -89,7 +100,13 @@ export async function spawnGateway(natsUrl: string, databaseUrl: string): Promis
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`gateway exited during start (${child.exitCode})`);
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (Date.now() > deadline) throw new Error('gateway not ready after 60 s');
     await new Promise((r) => setTimeout(r, 50));
   }

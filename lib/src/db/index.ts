@@ -1,5 +1,7 @@
 export {
   APP_ROLE,
+  SESSION_ORG,
+  SESSION_USER,
   API_SCOPES,
   type ApiScope,
   ApiToken,

@@ -1,4 +1,9 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 
@@ -25,9 +30,30 @@ export function registerHealthRoutes(app: FastifyInstance, health: HealthState, 
   );
 }
 
+function parseTrustProxy(value: string): FastifyServerOptions['trustProxy'] {
+  if (value === '' || value === 'false') return false;
+  if (value === 'true') return true;
+  // A hop count, as the function form (fastify's typings omit the number form).
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    return (_address: string, hop: number) => hop < hops;
+  }
+  return value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+}
+
 /** A fastify app with the health routes, not yet listening, so a service can add its own routes first. */
-export function createHttpApp(opts: { health: HealthState; registry: Registry; log: Logger }): FastifyInstance {
+export function createHttpApp(opts: {
+  health: HealthState;
+  registry: Registry;
+  log: Logger;
+  /** `X-Forwarded-*` trust: '' none, 'true' all, a hop count, or comma-separated addresses/CIDRs of the proxies. */
+  trustProxy?: string;
+}): FastifyInstance {
   const app = Fastify({
+    trustProxy: parseTrustProxy(opts.trustProxy ?? ''),
     loggerInstance: opts.log.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
   });

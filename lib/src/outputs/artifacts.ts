@@ -20,9 +20,16 @@ export function openArtifactStore(nc: NatsConnection): Promise<ObjectStore> {
   return new Objm(nc).open(objectStores.artifacts.bucket);
 }
 
-/** A file name safe on every OS and in a Content-Disposition header; never empty. */
+/**
+ * A file name safe on every OS, in a Content-Disposition header and as an object name; never empty. Object names
+ * must be Latin-1 (@nats-io/obj keys them with `btoa`), so accents are dropped (`č` → `c`) and other characters
+ * outside Latin-1 (an en dash, CJK) become `-`.
+ */
 export function safeFileName(base: string, ext: string): string {
   const cleaned = base
+    .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
+    .replace(/[^\u0020-\u00ff]+/g, (m) => (/^\s+$/.test(m) ? ' ' : '-'))
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
     .replace(/[/\\:*?"<>|\u0000-\u001f\u007f]+/g, '-')
     .replace(/\s+/g, ' ')

@@ -4,7 +4,7 @@
  */
 export * from './types.ts';
 export { openOutput } from './open.ts';
-export { artifactUrl, openArtifactStore } from './artifacts.ts';
+export { artifactUrl, objectName, openArtifactStore } from './artifacts.ts';
 export { parseRetryAfter } from './google/errors.ts';
 export { type SheetsStandIn, startSheetsStandIn } from './google/stand-in.ts';
 export { type ReportSheetSource, type WrittenReport, writeReport } from './write-report.ts';

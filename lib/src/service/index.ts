@@ -148,6 +148,8 @@ export async function runService<S extends EnvSpec & BaseSpec>(
   const http = createHttpApp({
     log,
     registry: metrics,
+    // Only a service that declares `trustProxy` in its env (the gateway, behind an Ingress) trusts forwarded headers.
+    trustProxy: (config as { trustProxy?: string }).trustProxy,
     health: { ready, live: () => !nc.isClosed() || stopping, details: () => ({ instanceId, inFlight: inFlight() }) },
   });
 

@@ -64,6 +64,12 @@ export const gatewayEnv = {
     'Google OAuth consent page',
   ),
   googleTokenUrl: url('PPC_GOOGLE_TOKEN_URL', 'https://oauth2.googleapis.com/token', 'Google OAuth2 token endpoint'),
+  trustProxy: envVar({
+    env: 'PPC_TRUST_PROXY',
+    schema: Type.String({ pattern: '^$|^(true|false|\\d+|[0-9a-fA-F.:/]+(\\s*,\\s*[0-9a-fA-F.:/]+)*)$' }),
+    default: '',
+    doc: 'behind a load balancer: which X-Forwarded-For hops to trust (true, a hop count, or proxy addresses/CIDRs); empty: none, so rate limits key on the peer address',
+  }),
   bodyLimitBytes: int('PPC_GATEWAY_BODY_LIMIT', 1_048_576, 1024, 67_108_864, 'largest request body in bytes'),
   loginPerMinute: int('PPC_LOGIN_RATE_LIMIT', 10, 1, 10_000, 'login attempts per minute per client address'),
   requestsPerMinute: int('PPC_RATE_LIMIT', 1200, 1, 1_000_000, 'API requests per minute per session, token or address'),

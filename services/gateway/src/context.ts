@@ -8,6 +8,7 @@ import type { Logger } from '@ppc/lib/log';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { GatewayConfig } from './config.ts';
+import type { FastSql, Sql } from './db/fast-sql.ts';
 import { ForbiddenError, UnauthenticatedError } from './graphql/errors.ts';
 
 /** What a role may do; an API token's scopes are narrowed to its creator's role. */
@@ -43,6 +44,8 @@ export interface GatewayDeps {
   workers: KV;
   /** The `artifacts` object store. */
   artifacts: ObjectStore;
+  /** Named-statement pg pool for the hot paths (auth lookups, runs); see db/fast-sql.ts. */
+  sql: FastSql;
   /** The outbox relay this replica runs; `kick()` after committing a run publishes its task at once. */
   relay: OutboxRelay;
   metrics: Registry;
@@ -85,4 +88,10 @@ export function requireCaller(ctx: GatewayContext, scope?: ApiScope): Caller {
 export function tenantOf(ctx: GatewayContext, scope?: ApiScope): EntityManager {
   const caller = requireCaller(ctx, scope);
   return tenantEm(ctx.deps.orm, { organizationId: caller.organizationId, userId: caller.userId });
+}
+
+/** Statements scoped to the caller's organization by row-level security, on the hot-path pool (one round trip each). */
+export function tenantSql(ctx: GatewayContext, scope: ApiScope): Sql {
+  const caller = requireCaller(ctx, scope);
+  return ctx.deps.sql.tenant({ organizationId: caller.organizationId, userId: caller.userId });
 }

@@ -6,6 +6,7 @@ import { kvBuckets, objectStores, streams } from '@ppc/proto';
 import { registerGateway } from './app.ts';
 import { gatewayConfig, gatewayEnv } from './config.ts';
 import type { GatewayDeps } from './context.ts';
+import { FastSql } from './db/fast-sql.ts';
 import { ensureDemoLogin } from './auth/demo-login.ts';
 
 /**
@@ -16,7 +17,7 @@ export const gateway: ServiceDefinition<typeof gatewayEnv> = {
   name: 'gateway',
   env: gatewayEnv,
   resources: () => ({
-    streams: [streams.events, streams.reportTasks, streams.urlCheckTasks],
+    streams: [streams.events, streams.reportTasks, streams.urlCheckTasks, streams.deadLetters],
     kv: [kvBuckets.workers],
     objectStores: [objectStores.artifacts],
   }),
@@ -33,10 +34,16 @@ export const gateway: ServiceDefinition<typeof gatewayEnv> = {
       onError: (err) => ctx.log.warn({ err: err.message }, 'outbox relay batch failed'),
     });
     ctx.onStop(() => relay.stop());
+    const sql = new FastSql(config.databaseUrl, {
+      max: 10,
+      onIdleError: (err) => ctx.log.warn({ err: err.message }, 'idle database connection lost'),
+    });
+    ctx.onStop(() => sql.end());
     const deps: GatewayDeps = {
       config,
       log: ctx.log,
       orm,
+      sql,
       nc: ctx.nc,
       js: ctx.js,
       jsm: ctx.jsm,

@@ -9,6 +9,8 @@ interface SessionRow {
   organization_id: string;
   expires_at: Date;
   role: Role;
+  /** `last_seen_at`/`last_used_at` is more than a minute old (or never set): worth writing. */
+  stale: boolean;
 }
 interface TokenRow extends Omit<SessionRow, 'expires_at'> {
   expires_at: Date | null;
@@ -18,13 +20,18 @@ interface TokenRow extends Omit<SessionRow, 'expires_at'> {
 // Lookups by secret hash run as the owner role: the organization is what they find out. Each joins the membership,
 // so a user removed from the organization loses access at once.
 const SESSION_SQL = `
-select s.id, s.user_id, s.organization_id, s.expires_at, m.role
+select s.id, s.user_id, s.organization_id, s.expires_at, m.role, s.last_seen_at < now() - interval '1 minute' as stale
   from sessions s join memberships m on m.user_id = s.user_id and m.organization_id = s.organization_id
  where s.token_hash = ? and s.revoked_at is null and s.expires_at > now()`;
 const TOKEN_SQL = `
-select t.id, t.user_id, t.organization_id, t.expires_at, t.scopes, m.role
+select t.id, t.user_id, t.organization_id, t.expires_at, t.scopes, m.role,
+       coalesce(t.last_used_at < now() - interval '1 minute', true) as stale
   from api_tokens t join memberships m on m.user_id = t.user_id and m.organization_id = t.organization_id
  where t.token_hash = ? and t.revoked_at is null and (t.expires_at is null or t.expires_at > now())`;
+// The condition repeats the staleness test, so replicas racing on one session write it once.
+const TOUCH_SESSION_SQL = `update sessions set last_seen_at = now() where id = ? and last_seen_at < now() - interval '1 minute'`;
+const TOUCH_TOKEN_SQL = `update api_tokens set last_used_at = now()
+  where id = ? and (last_used_at is null or last_used_at < now() - interval '1 minute')`;
 
 /** The bearer token of `Authorization: Bearer ppct_…`, if any. */
 function bearerOf(header: string | undefined): string | undefined {
@@ -32,16 +39,41 @@ function bearerOf(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
-function cookieOf(req: FastifyRequest): string | undefined {
+export function cookieOf(req: FastifyRequest): string | undefined {
   return (req as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies?.[SESSION_COOKIE];
 }
 
+/** The credential a request presents, before any lookup: what rate limits and the login hook key on. */
+export function presentedSecret(req: FastifyRequest): string | undefined {
+  return bearerOf(req.headers.authorization) ?? cookieOf(req);
+}
+
+/**
+ * A cookie on a WebSocket upgrade counts only from our own pages: browsers attach cookies to cross-site WebSocket
+ * handshakes from same-site origins, and the Origin header is the only sign of who opened the socket.
+ */
+function sameOrigin(req: FastifyRequest, publicUrl: string): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  const host = req.headers.host;
+  const allowed = [new URL(publicUrl).origin, ...(host ? [`http://${host}`, `https://${host}`] : [])];
+  return allowed.includes(origin);
+}
+
 export function createAuthenticator(deps: GatewayDeps): Authenticator {
-  const em = () => deps.orm.em.fork();
+  // One lookup per HTTP request, shared by the rate limiter's key, the GraphQL context and the error handler.
+  const perRequest = new WeakMap<FastifyRequest, Promise<Caller | null>>();
+
+  function touch(sql: string, id: string) {
+    deps.sql
+      .query(sql, [id])
+      .catch((err: Error) => deps.log.warn({ err: err.message }, 'could not record session/token use'));
+  }
 
   async function bySession(secret: string): Promise<Caller | null> {
-    const [row] = await em().execute<SessionRow[]>(SESSION_SQL, [hashSecret(secret)]);
+    const [row] = await deps.sql.query<SessionRow>(SESSION_SQL, [hashSecret(secret)]);
     if (!row || !ROLES.includes(row.role)) return null;
+    if (row.stale) touch(TOUCH_SESSION_SQL, row.id);
     return {
       userId: row.user_id,
       organizationId: row.organization_id,
@@ -56,8 +88,9 @@ export function createAuthenticator(deps: GatewayDeps): Authenticator {
 
   async function byToken(secret: string): Promise<Caller | null> {
     if (!secret.startsWith(API_TOKEN_PREFIX)) return null;
-    const [row] = await em().execute<TokenRow[]>(TOKEN_SQL, [hashSecret(secret)]);
+    const [row] = await deps.sql.query<TokenRow>(TOKEN_SQL, [hashSecret(secret)]);
     if (!row || !ROLES.includes(row.role)) return null;
+    if (row.stale) touch(TOUCH_TOKEN_SQL, row.id);
     const allowed = ROLE_SCOPES[row.role];
     return {
       userId: row.user_id,
@@ -71,12 +104,21 @@ export function createAuthenticator(deps: GatewayDeps): Authenticator {
     };
   }
 
+  async function lookup(req: FastifyRequest): Promise<Caller | null> {
+    const bearer = bearerOf(req.headers.authorization);
+    if (bearer) return byToken(bearer);
+    const cookie = cookieOf(req);
+    return cookie ? bySession(cookie) : null;
+  }
+
   return {
-    async fromRequest(req) {
-      const bearer = bearerOf(req.headers.authorization);
-      if (bearer) return byToken(bearer);
-      const cookie = cookieOf(req);
-      return cookie ? bySession(cookie) : null;
+    fromRequest(req) {
+      let caller = perRequest.get(req);
+      if (!caller) {
+        caller = lookup(req);
+        perRequest.set(req, caller);
+      }
+      return caller;
     },
     async fromConnectionInit(payload, req) {
       const auth = typeof payload?.authorization === 'string' ? payload.authorization : undefined;
@@ -84,16 +126,17 @@ export function createAuthenticator(deps: GatewayDeps): Authenticator {
       if (bearer) return byToken(bearer);
       // A browser's WebSocket carries the session cookie on the upgrade request.
       const cookie = cookieOf(req);
-      return cookie ? bySession(cookie) : null;
+      return cookie && sameOrigin(req, deps.config.publicUrl) ? bySession(cookie) : null;
     },
+    // Also false once the session moved to another organization or the role changed: the caller is someone else now.
     async stillValid(caller) {
-      const [row] = await em().execute<{ ok: boolean }[]>(
+      const [row] = await deps.sql.query<{ ok: boolean }>(
         caller.via === 'session'
           ? `select true as ok from sessions s join memberships m on m.user_id = s.user_id and m.organization_id = s.organization_id
-              where s.id = ? and s.revoked_at is null and s.expires_at > now()`
+              where s.id = ? and s.organization_id = ? and m.role = ? and s.revoked_at is null and s.expires_at > now()`
           : `select true as ok from api_tokens t join memberships m on m.user_id = t.user_id and m.organization_id = t.organization_id
-              where t.id = ? and t.revoked_at is null and (t.expires_at is null or t.expires_at > now())`,
-        [caller.sessionId ?? caller.tokenId],
+              where t.id = ? and t.organization_id = ? and m.role = ? and t.revoked_at is null and (t.expires_at is null or t.expires_at > now())`,
+        [caller.sessionId ?? caller.tokenId, caller.organizationId, caller.role],
       );
       return row?.ok === true;
     },

@@ -14,3 +14,8 @@ export function newSecret(prefix = ''): { secret: string; hash: string } {
   const secret = `${prefix}${randomBytes(32).toString('base64url')}`;
   return { secret, hash: hashSecret(secret) };
 }
+
+/** What a user sees of a token after creation, to tell tokens apart (`ppct_` and 7 characters: 42 of 256 bits). */
+export function tokenPrefix(secret: string): string {
+  return secret.slice(0, API_TOKEN_PREFIX.length + 7);
+}

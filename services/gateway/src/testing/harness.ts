@@ -7,6 +7,7 @@ import { inject } from 'vitest';
 import { freshDatabaseUrl } from '../../../../lib/src/db/fixtures/test-database.ts';
 import { newSecret, SESSION_COOKIE } from '../auth/secrets.ts';
 import type { GatewayConfig } from '../config.ts';
+import { FastSql } from '../db/fast-sql.ts';
 import { gateway } from '../main.ts';
 
 /** A signed-in member of a fresh organization with one demo connection and one ad account. */
@@ -35,6 +36,8 @@ export interface GatewayHarness {
   wsUrl: string;
   /** The owner-role ORM (no row-level security): for seeding and for checking what was written. */
   orm: MikroORM;
+  /** The gateway's hot-path pool type on the same database (owner role), for tests that build deps by hand. */
+  sql: FastSql;
   nc: NatsConnection;
   svc: RunningService<unknown>;
   config: GatewayConfig;
@@ -74,6 +77,7 @@ export async function startGatewayHarness(env: Record<string, string> = {}): Pro
   const url = `http://127.0.0.1:${svc.port}`;
   const { openDatabase } = await import('@ppc/lib/db');
   const orm = await openDatabase(databaseUrl, { poolMax: 4 });
+  const sql = new FastSql(databaseUrl, { max: 2 });
   const nc = await connectNats({ servers: inject('natsUrl'), name: 'gateway-test' });
   const config = (svc.ctx as unknown as { config: GatewayConfig }).config;
 
@@ -93,6 +97,7 @@ export async function startGatewayHarness(env: Record<string, string> = {}): Pro
     url,
     wsUrl: `ws://127.0.0.1:${svc.port}/graphql`,
     orm,
+    sql,
     nc,
     svc,
     config,
@@ -185,6 +190,7 @@ export async function startGatewayHarness(env: Record<string, string> = {}): Pro
     async close() {
       await nc.close().catch(() => {});
       await orm.close(true).catch(() => {});
+      await sql.end().catch(() => {});
       await svc.stop();
     },
   };
