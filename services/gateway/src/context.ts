@@ -9,6 +9,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { GatewayConfig } from './config.ts';
 import type { FastSql, Sql } from './db/fast-sql.ts';
+import type { RunEventHub } from './runs/hub.ts';
 import { ForbiddenError, UnauthenticatedError } from './graphql/errors.ts';
 
 /** What a role may do; an API token's scopes are narrowed to its creator's role. */
@@ -46,6 +47,8 @@ export interface GatewayDeps {
   artifacts: ObjectStore;
   /** Named-statement pg pool for the hot paths (auth lookups, runs); see db/fast-sql.ts. */
   sql: FastSql;
+  /** Run events for `runUpdated`: one consumer per watched run on this replica (runs/hub.ts). */
+  runEvents: RunEventHub;
   /** The outbox relay this replica runs; `kick()` after committing a run publishes its task at once. */
   relay: OutboxRelay;
   metrics: Registry;

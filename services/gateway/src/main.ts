@@ -7,6 +7,7 @@ import { registerGateway } from './app.ts';
 import { gatewayConfig, gatewayEnv } from './config.ts';
 import type { GatewayDeps } from './context.ts';
 import { FastSql } from './db/fast-sql.ts';
+import { RunEventHub } from './runs/hub.ts';
 import { ensureDemoLogin } from './auth/demo-login.ts';
 
 /**
@@ -50,6 +51,7 @@ export const gateway: ServiceDefinition<typeof gatewayEnv> = {
       workers: await new Kvm(ctx.nc).open(kvBuckets.workers.bucket),
       artifacts: await openArtifactStore(ctx.nc),
       relay,
+      runEvents: new RunEventHub({ js: ctx.js, jsm: ctx.jsm }, ctx.log),
       metrics: ctx.metrics,
       instanceId: ctx.instanceId,
       version: ctx.version,

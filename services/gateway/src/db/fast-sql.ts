@@ -74,8 +74,8 @@ export class FastSql {
     const p = this.#prepared(text);
     const client = await this.#pool.connect();
     try {
-      let known = this.#preparedOn.get(client);
-      if (!known) this.#preparedOn.set(client, (known = new Set()));
+      const known = this.#preparedOn.get(client) ?? new Set<string>();
+      this.#preparedOn.set(client, known);
       const enter = `select set_config('role', '${APP_ROLE}', true), set_config('${SESSION_ORG}', '${scope.organizationId}', true), set_config('${SESSION_USER}', '${scope.userId}', true)`;
       const args = values.map((v) => literal(client, v)).join(', ');
       const execute = `execute ${p.name}${values.length ? `(${args})` : ''}`;

@@ -17,9 +17,10 @@ const isGraphQLError = (x: unknown): x is GraphQLError => x instanceof Error && 
 const ROOT = /* GraphQL */ `
   scalar DateTime
   scalar JSON
+  "The running gateway's version."
   type Query { version: String! }
-  type Mutation { _empty: Boolean }
-  type Subscription { _empty: Boolean }
+  type Mutation
+  type Subscription
 `;
 
 /** Tokens in one document: far above any real operation, far below what makes parsing costly. */

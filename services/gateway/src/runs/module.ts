@@ -212,12 +212,7 @@ export const runsModule: GraphQLModule = {
           const caller = requireCaller(ctx, 'read');
           const run = await loadRunView(tenantSql(ctx, 'read'), caller.organizationId, args.runId);
           if (!run) throw new NotFoundError('run', args.runId);
-          return runEventStream(ctx.deps, {
-            subject: subjects.runEvents(run.id),
-            from: 'all',
-            orgId: caller.organizationId,
-            log: ctx.deps.log,
-          });
+          return ctx.deps.runEvents.subscribe(run.id, caller.organizationId);
         },
         resolve: (event: unknown) => event,
       },

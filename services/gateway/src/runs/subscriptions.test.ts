@@ -148,6 +148,26 @@ describe('run subscriptions over graphql-ws', () => {
     await waitFor(async () => (await consumersOf(runId)) === 0, { what: 'the consumer to be removed' });
   });
 
+  it('runUpdated watchers of one run share one consumer, each gets every event in order, joining late or early', async () => {
+    const jobId = await seedJob(h, a);
+    const runId = await seedRun(h, a, jobId);
+    for (let i = 1; i <= 10; i++) await progress(runId, a.orgId, i, i);
+    const query = `subscription($id: ID!) { runUpdated(runId: $id) { percent seq } }`;
+    const early = [1, 2, 3].map(() => collect<{ percent: number; seq: number }>(client(a), query, { id: runId }));
+    await waitFor(() => early.every((s) => s.state.items.length >= 10), { what: 'the early watchers’ history' });
+    expect(await consumersOf(runId)).toBe(1);
+    for (let i = 11; i <= 20; i++) await progress(runId, a.orgId, i, i);
+    const late = collect<{ percent: number; seq: number }>(client(a), query, { id: runId });
+    await waitFor(() => [...early, late].every((s) => s.state.items.length >= 20), { what: 'every event everywhere' });
+    for (const s of [...early, late]) {
+      expect(s.state.errors).toBeNull();
+      expect(s.state.items.map((e) => e.percent)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    }
+    expect(await consumersOf(runId)).toBe(1);
+    for (const s of [...early, late]) s.dispose();
+    await waitFor(async () => (await consumersOf(runId)) === 0, { what: 'the shared consumer to be removed' });
+  });
+
   it('runUpdated of a quiet run ends its consumer on unsubscribe too (no event needed to notice)', async () => {
     const runId = await seedRun(h, a, await seedJob(h, a));
     const sub = collect<RunEvent>(client(a), `subscription($id: ID!) { runUpdated(runId: $id) { kind } }`, {
