@@ -26,6 +26,7 @@ export {
   TRIGGERS,
   User,
 } from './entities.ts';
+export { type AccountChanges, type ConnectionRef, upsertAccounts } from './accounts.ts';
 export { type TenantScope, tenantEm } from './tenant.ts';
 export { FENCE_RESET_AFTER_MS, holdFence, raiseFence, StaleFencingTokenError } from './fence.ts';
 export {
@@ -52,6 +53,7 @@ export {
   generateKey,
   type Keyring,
   KeyringConfigError,
+  keyringFromEnv,
   needsReseal,
   openSecret,
   parseKeyring,

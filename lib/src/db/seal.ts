@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { ConfigError } from '../errors/index.ts';
 
 /**
  * Secrets at rest (OAuth refresh tokens): AES-256-GCM under a keyring so keys can rotate. The sealed form
@@ -33,6 +34,16 @@ export class SealedSecretError extends Error {
 
 const KEY_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const VERSION = 'v1';
+
+/** `PPC_SECRET_KEY` read at start: the keyring, or a ConfigError naming the variable (never echoing the keys). */
+export function keyringFromEnv(value: string, variable = 'PPC_SECRET_KEY'): Keyring {
+  try {
+    return parseKeyring(value);
+  } catch (err) {
+    if (!(err instanceof KeyringConfigError)) throw err;
+    throw new ConfigError(variable, '(hidden)', err.message.replace(/^PPC_SECRET_KEY: /, ''));
+  }
+}
 
 /** Parses `kid1:base64key[,kid0:base64oldkey…]` (first is current); each key is 32 bytes. */
 export function parseKeyring(value: string | undefined): Keyring {

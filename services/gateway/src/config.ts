@@ -1,5 +1,5 @@
 import { type ConfigOf, envVar } from '@ppc/lib/config';
-import { type Keyring, KeyringConfigError, parseKeyring } from '@ppc/lib/db';
+import { type Keyring, keyringFromEnv } from '@ppc/lib/db';
 import { ConfigError } from '@ppc/lib/errors';
 import { baseEnv, databaseEnv, regionEnv } from '@ppc/lib/service';
 import { Type } from '@sinclair/typebox';
@@ -88,13 +88,7 @@ export interface GatewayConfig extends GatewayEnv {
 
 /** The typed config; throws ConfigError naming the variable when the keyring cannot be read. */
 export function gatewayConfig(env: GatewayEnv): GatewayConfig {
-  let keyring: Keyring;
-  try {
-    keyring = parseKeyring(env.secretKey);
-  } catch (err) {
-    if (!(err instanceof KeyringConfigError)) throw err;
-    throw new ConfigError('PPC_SECRET_KEY', '(hidden)', err.message.replace(/^PPC_SECRET_KEY: /, ''));
-  }
+  const keyring = keyringFromEnv(env.secretKey);
   if ((env.googleClientId === '') !== (env.googleClientSecret === '')) {
     const missing = env.googleClientId === '' ? 'PPC_GOOGLE_CLIENT_ID' : 'PPC_GOOGLE_CLIENT_SECRET';
     throw new ConfigError(missing, undefined, 'set together with the other half of the Google OAuth client (required)');

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { type AdAccount as ListedAccount, createDemoConnector } from '@ppc/lib/ads';
-import { Connection, sealSecret, tenantEm } from '@ppc/lib/db';
+import { Connection, sealSecret, tenantEm, upsertAccounts } from '@ppc/lib/db';
 import type { GatewayDeps } from '../context.ts';
-import { upsertListedAccounts } from './accounts.ts';
 
 export const DEMO_LABEL = 'Demo ad platform';
 
@@ -71,12 +70,13 @@ export async function connectDemo(
       status: 'active',
     });
     await tx.flush();
-    const accounts = await upsertListedAccounts(
+    const changes = await upsertAccounts(
       tx,
       { id: connection.id, organizationId: scope.orgId, platform: 'demo' },
       listed,
+      new Date(),
     );
-    return { connection, accounts };
+    return { connection, accounts: changes.created };
   });
 }
 

@@ -1,5 +1,5 @@
 import { type ConfigOf, envVar } from '@ppc/lib/config';
-import { type Keyring, KeyringConfigError, parseKeyring } from '@ppc/lib/db';
+import { type Keyring, keyringFromEnv } from '@ppc/lib/db';
 import { ConfigError } from '@ppc/lib/errors';
 import type { CredentialRequest } from '@ppc/proto';
 import { Type } from '@sinclair/typebox';
@@ -74,13 +74,7 @@ export type CredentialsEnv = ConfigOf<typeof credentialsEnv>;
  * unreadable keyring, or a Google OAuth client given in part.
  */
 export function credentialsConfig(env: CredentialsEnv): CredentialsConfig {
-  let keyring: Keyring;
-  try {
-    keyring = parseKeyring(env.secretKey);
-  } catch (err) {
-    if (!(err instanceof KeyringConfigError)) throw err;
-    throw new ConfigError('PPC_SECRET_KEY', '(hidden)', err.message.replace(/^PPC_SECRET_KEY: /, ''));
-  }
+  const keyring = keyringFromEnv(env.secretKey);
   const demoUrl = env.demoPlatformUrl.replace(/\/$/, '');
   const platforms: CredentialsConfig['platforms'] = {
     // The demo platform accepts any client and developer token (lib/src/ads/demo).

@@ -8,4 +8,4 @@ export {
   type SyncAccountsResult,
   syncAccounts,
 } from './sync.ts';
-export { type AccountChanges, upsertAccounts } from './upsert.ts';
+export { type AccountChanges, upsertAccounts } from '@ppc/lib/db';

@@ -10,7 +10,7 @@ import {
   OAuthClientRejectedError,
   type Platform,
 } from '../credentials/index.ts';
-import { type AccountChanges, upsertAccounts } from './upsert.ts';
+import { type AccountChanges, upsertAccounts } from '@ppc/lib/db';
 
 export interface SyncAccountsDeps {
   /**

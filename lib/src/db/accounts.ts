@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { AdAccount as ListedAccount } from '@ppc/lib/ads';
+import type { AdAccount as ListedAccount } from '../ads/types.ts';
 
 /** Changes one sync made to a connection's `ad_accounts`. */
 export interface AccountChanges {
