@@ -60,7 +60,8 @@ describe('subjects', () => {
       consumers.system,
       consumers.autoscaler,
       consumers.systemRecorder,
-      consumers.systemNotifier,
+      consumers.systemNotifierFailed,
+      consumers.systemNotifierSucceeded,
     ];
     for (const c of all) {
       const stream = byName.get(c.stream);

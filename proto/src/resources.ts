@@ -169,7 +169,36 @@ export const consumers = {
     deliverPolicy: 'all',
     description: 'Projects run events into the runs table',
   },
-  systemNotifier: {
+  // The notifier reads only the events that can cause mail. Two durables, because nats-server 2.9 has no
+  // consumer with several filter subjects (2.10 does) and a durable's filter cannot change.
+  systemNotifierFailed: {
+    stream: streams.events.name,
+    durable: 'system-notifier-failed',
+    filterSubject: 'events.run.*.failed',
+    ackWaitMs: 30 * SECOND,
+    maxDeliver: 10,
+    backoffMs: [SECOND, 5 * SECOND, 30 * SECOND],
+    maxAckPending: 1000,
+    deliverPolicy: 'all',
+    description: 'Sends e-mail on run failures',
+  },
+  systemNotifierSucceeded: {
+    stream: streams.events.name,
+    durable: 'system-notifier-succeeded',
+    filterSubject: 'events.run.*.succeeded',
+    ackWaitMs: 30 * SECOND,
+    maxDeliver: 10,
+    backoffMs: [SECOND, 5 * SECOND, 30 * SECOND],
+    maxAckPending: 1000,
+    deliverPolicy: 'all',
+    description: 'Sends e-mail on recoveries (a success after failures)',
+  },
+  /**
+   * Retired: the notifier's former durable, which read every run event. Nothing consumes or provisions it; where it
+   * still exists, the system service hands its position to `systemNotifierFailed`/`systemNotifierSucceeded` and
+   * deletes it at start.
+   */
+  retiredSystemNotifier: {
     stream: streams.events.name,
     durable: 'system-notifier',
     filterSubject: 'events.run.>',
@@ -178,7 +207,7 @@ export const consumers = {
     backoffMs: [SECOND, 5 * SECOND, 30 * SECOND],
     maxAckPending: 1000,
     deliverPolicy: 'all',
-    description: 'Sends e-mail on run failures and recoveries',
+    description: 'Retired: replaced by system-notifier-failed and system-notifier-succeeded',
   },
 } as const;
 

@@ -9,7 +9,7 @@ export function allResources(regions: readonly string[] = ['local']): Resources 
       consumers.system,
       consumers.autoscaler,
       consumers.systemRecorder,
-      consumers.systemNotifier,
+      // The notifier's durables are system's to create: on first start they take over from the retired one.
       ...regions.flatMap((r) => [consumers.reportWorker(r), consumers.urlChecker(r)]),
     ],
     kv: Object.values(kvBuckets),

@@ -13,7 +13,9 @@ import {
   type ConnectionRevoked,
   type NotifyDeps,
   notifyConnectionRevoked,
+  NOTIFIER_CONSUMERS,
   notifyEnv,
+  provisionNotifierConsumers,
   sendDigests,
   startNotifier,
 } from './notify/index.ts';
@@ -82,7 +84,9 @@ export const system: ServiceDefinition<typeof env> = {
   env,
   resources: () => ({
     streams: [streams.systemTasks, streams.events, streams.reportTasks, streams.urlCheckTasks],
-    consumers: [consumers.system, consumers.systemRecorder, consumers.systemNotifier],
+    // The notifier's durables are provisioned in start(): the first start after the split takes over the
+    // retired durable's position (see provisionNotifierConsumers).
+    consumers: [consumers.system, consumers.systemRecorder],
     kv: [kvBuckets.taskStats],
   }),
   async start(ctx) {
@@ -120,6 +124,7 @@ export const system: ServiceDefinition<typeof env> = {
       log: ctx.log.child({ component: 'notify' }),
       metrics: ctx.metrics,
     };
+    await provisionNotifierConsumers(ctx.jsm, ctx.log.child({ component: 'notify' }));
     await startNotifier(ctx, notify);
 
     // The owner hears of a revoked connection once; a mail server that is down delays the mail, not the broker.
@@ -224,7 +229,11 @@ export const system: ServiceDefinition<typeof env> = {
     );
     return {
       details: () => ({
-        consumers: [consumers.system.durable, consumers.systemRecorder.durable, consumers.systemNotifier.durable],
+        consumers: [
+          consumers.system.durable,
+          consumers.systemRecorder.durable,
+          ...NOTIFIER_CONSUMERS.map((c) => c.durable),
+        ],
         handling: [...HANDLED_SCHEDULES],
         fencingToken: fencing.highest,
         lastEnqueue,

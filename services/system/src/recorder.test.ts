@@ -18,7 +18,15 @@ import {
   streams,
 } from '@ppc/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRunEvent, RECENT_SUCCESSES, RunEventBatcher, type RunEventBody, startRecorder } from './recorder.ts';
+import {
+  atMicros,
+  projectRunEvent,
+  projectRunEvents,
+  RECENT_SUCCESSES,
+  RunEventBatcher,
+  type RunEventBody,
+  startRecorder,
+} from './recorder.ts';
 
 let orm: Database;
 let orgId: string;
@@ -511,6 +519,124 @@ describe('projectRunEvent', () => {
       expect(want.last_success_at).not.toBeNull();
       for (const set of [1, 2, 3]) expect({ set, ...(await jobRow(h.jobs[set]![j]!)) }).toEqual({ set, ...want });
     }
+  });
+});
+
+describe('projectRunEvents (one statement per batch, events folded per run)', () => {
+  it('leaves a run as projecting its events one by one would, and says which events changed it', async () => {
+    const job = await createJob();
+    const [one, batched] = await createRuns(job, 2);
+    const template = (run: string) =>
+      sequence([
+        ev.queued(run, 1, 0),
+        ev.started(run, 1, 1000, 'w1'),
+        ev.progress(run, 1, 1500, 30, 'processing'),
+        ev.failed(run, 1, 2000), // attempt 1 failed, attempt 2 replaces it
+        ev.queued(run, 2, 3000),
+        ev.started(run, 2, 4000, 'w2'),
+        ev.progress(run, 2, 4500, 50, 'writing'),
+        ev.progress(run, 2, 4600, 50, 'processing'),
+        ev.succeeded(run, 2, 6000),
+        ev.failed(run, 2, 7000), // a second outcome of attempt 2, later in the stream: ignored
+      ]);
+    // The same events (same stream sequences) for both runs.
+    const base = template('RUN');
+    const events = (run: string): Ev[] =>
+      base.map((e) => ({
+        ...e,
+        body: { ...e.body, runId: run, ...('outputs' in e.body ? { outputs: [] } : {}) } as RunEventBody,
+      }));
+    for (const e of events(one!)) await project(e);
+    const list = events(batched!);
+    // Shuffled, with duplicates, in one batch.
+    const entries = shuffle([...list, list[5]!, list[8]!], rng(7)).map((e) => ({
+      type: e.type,
+      body: e.body,
+      streamSeq: e.seq,
+    }));
+    const results = await projectRunEvents(orm, entries);
+    expect(await stateOf(batched!)).toEqual(await stateOf(one!));
+    expect(await runRow(batched!)).toMatchObject({ status: 'succeeded', attempt: 2, worker_instance: 'w2' });
+    // Applied: the latest started, the highest progress and the first outcome of attempt 2; the rest changed
+    // nothing the others did not (one of two copies of an event is applied at most).
+    const applied = entries.filter((_, i) => results[i]!.outcome === 'applied').map((e) => e.streamSeq);
+    expect(applied.sort((a, b) => a - b)).toEqual([list[5]!.seq, list[6]!.seq, list[8]!.seq]);
+    for (const r of results) expect(r).toMatchObject({ status: 'succeeded', attempt: 2 });
+    // The outcome's wall time is reported once, with the terminal event that won.
+    const finished = results.filter((r) => r.finished);
+    expect(finished).toHaveLength(1);
+    expect(finished[0]!.finished).toMatchObject({ runId: batched, kind: 'report', durationMs: 2000 });
+    expect(finished[0]!.statsUpdated).toBe(true);
+    expect(await jobRow(job)).toMatchObject({ mean_duration_ms: 2000, consecutive_failures: 0 });
+
+    // The same batch again: nothing changes, nothing is recomputed.
+    const again = await projectRunEvents(orm, entries);
+    expect(again.map((r) => r.outcome)).toEqual(entries.map(() => 'ignored'));
+    expect(again.some((r) => r.statsUpdated || r.finished)).toBe(false);
+  });
+
+  it('recomputes job statistics only when what they read changed', async () => {
+    const job = await createJob();
+    const [run] = await createRuns(job, 1);
+    const [started, succeeded, lateProgress] = sequence([
+      ev.started(run!, 1, 1000),
+      ev.succeeded(run!, 1, 4000),
+      ev.progress(run!, 1, 3000, 90, 'writing'),
+    ]);
+    expect((await project(started!)).statsUpdated).toBe(false); // running: not in the statistics
+    expect((await project(succeeded!)).statsUpdated).toBe(true);
+    // A late progress event still raises the progress of the finished run, but no statistic reads it.
+    expect(await project(lateProgress!)).toMatchObject({ outcome: 'applied', statsUpdated: false });
+    expect(await runRow(run!)).toMatchObject({ status: 'succeeded', progress: 90 });
+    expect(await jobRow(job)).toMatchObject({ mean_duration_ms: 3000 });
+  });
+
+  it('orders started events by time to the microsecond, as PostgreSQL stores it, in a batch or one by one', async () => {
+    expect(atMicros('2026-01-01T00:00:00.000001Z') - atMicros('2026-01-01T00:00:00Z')).toBe(1);
+    expect(atMicros('2026-01-01T01:00:00.5+01:00')).toBe(atMicros('2026-01-01T00:00:00.500000Z'));
+    expect(atMicros('2026-01-01T00:00:00.0000015Z')).toBe(atMicros('2026-01-01T00:00:00.000002Z'));
+    const job = await createJob();
+    const [a, b] = await createRuns(job, 2);
+    const started = (run: string, at: string, worker: string) => ({
+      type: RunStartedMsg.type,
+      body: { runId: run, orgId, attempt: 1, at, worker, region: 'local' },
+    });
+    // Same millisecond, the later microsecond wins; on the same instant, the greater worker name (bytes) wins.
+    const list = (run: string) =>
+      sequence([
+        started(run, '2026-01-01T00:00:01.123456Z', 'late'),
+        started(run, '2026-01-01T00:00:01.123400Z', 'early'),
+        started(run, '2026-01-01T00:00:02+00:00', 'Zed'),
+        started(run, '2026-01-01T01:00:02+01:00', 'alpha'),
+      ]);
+    for (const e of list(a!)) await project(e);
+    await projectRunEvents(
+      orm,
+      list(b!).map((e) => ({ type: e.type, body: e.body, streamSeq: e.seq })),
+    );
+    for (const run of [a!, b!]) {
+      expect(await runRow(run)).toMatchObject({ worker_instance: 'alpha', started_at: '2026-01-01T00:00:02.000Z' });
+    }
+  });
+});
+
+describe('RunEventBatcher', () => {
+  it('projects the rest of a batch when one event has data PostgreSQL rejects, and fails only that one', async () => {
+    const job = await createJob();
+    const [good, bad] = await createRuns(job, 2);
+    const [started, progress] = sequence([ev.started(good!, 1, 1000, 'w-good'), ev.progress(good!, 1, 2000, 40)]);
+    // Passes the schema's pattern, but there is no 30 February.
+    const [impossible] = sequence([
+      { type: RunFailedMsg.type, body: { ...ev.failed(bad!, 1, 0).body, at: '2026-02-30T00:00:00Z' } },
+    ]);
+    const batcher = new RunEventBatcher(orm, { maxBatch: 10, parallel: 1 });
+    const outcomes = await Promise.allSettled(
+      [started!, impossible!, progress!].map((e) => batcher.project({ type: e.type, body: e.body, streamSeq: e.seq })),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({ code: '22008' });
+    expect(await runRow(good!)).toMatchObject({ status: 'running', worker_instance: 'w-good', progress: 40 });
+    expect(await runRow(bad!)).toMatchObject({ status: 'queued', last_event_seq: '0' });
   });
 });
 

@@ -1,7 +1,8 @@
 import type { Database as MikroORM } from '@ppc/lib/db';
 import { DeadlockException } from '@mikro-orm/postgresql';
-import pg from 'pg';
+import type pg from 'pg';
 import type { ServiceContext } from '@ppc/lib/service';
+import { rawPool } from './raw-pool.ts';
 import { type Consumption, consume } from '@ppc/lib/nats';
 import {
   type BodyOf,
@@ -37,17 +38,16 @@ import {
  *   processing < writing) sets `progress` and `phase`. Terminal events leave them as last reported
  *   (a failed run shows how far it got; a succeeded run is complete whatever its progress says).
  * - `started_at` and `worker_instance` come from the attempt's latest `started` event (by its `at`,
- *   then worker name): a task redelivered to a second worker shows the worker that took it last.
+ *   then worker name in byte order): a task redelivered to a second worker shows the worker that took it last.
  *
- * Everything happens in one UPDATE that locks the row (a `FOR UPDATE` subquery reads the current
- * row), so two recorders projecting events of the same run serialise on it and never interleave.
- * The UPDATE only matches when the event changes something, so duplicates write nothing.
+ * The recorder writes events in batches (group commit): a batch's events are folded per run into the greatest
+ * candidate of each rule (see `RunDelta`), and one statement locks the batch's runs in id order (so two
+ * recorders projecting events of the same run serialise on it and never deadlock), updates those the batch
+ * changes (duplicates and stale events write nothing) and commits: one round trip and one WAL flush per batch.
  *
- * The recorder writes events in batches, one transaction each (group commit: one WAL flush carries many
- * events), locking rows in a fixed order so concurrent batches never deadlock; see `projectRunEvents`.
- *
- * When a run's outcome changes (a terminal event, or a newer attempt replacing a finished one) the
- * job's statistics are recomputed from its runs in a transaction that locks the job row first:
+ * When a batch changes what the statistics read (status, start, finish or timings of a run that is finished
+ * before or after: a terminal event, or a newer attempt replacing a finished one) the job's statistics are
+ * recomputed from its runs in a transaction that locks the job row first:
  * last success, mean duration of the last RECENT_SUCCESSES successful runs, and failures since the
  * last success.
  */
@@ -79,24 +79,45 @@ const TERMINAL = ['succeeded', 'failed', 'cancelled'] as const;
 const PHASES = ['fetching', 'processing', 'writing'] as const;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The event as one row of parameters for the projection statement. */
-interface EventRow {
+/**
+ * One run's events of a batch, folded into the candidates that can change its row: only its newest attempt
+ * counts (a newer attempt resets everything an older one set, so older events of the batch end up ignored
+ * whatever order they are applied in), and within it each field keeps only its greatest candidate (the rules
+ * above only ever keep the greater value). Applying the fold is the same as applying its events one by one.
+ */
+interface RunDelta {
+  run_id: string;
   attempt: number;
-  seq: number;
-  /** 0 queued, 1 started, 2 progress, 3 terminal. */
-  rank: 0 | 1 | 2 | 3;
-  /** The status a terminal event sets. */
-  kind: string | null;
-  at: string;
-  worker: string | null;
-  pct: number | null;
-  phase: string | null;
-  phaseRank: number;
-  outputs: string | null;
-  rows: string | null;
-  timings: string | null;
-  errorCode: string | null;
-  errorMessage: string | null;
+  /** Highest stream sequence of a queued, started or progress event; null when there is none. */
+  n_seq: number | null;
+  /** A started or progress event is among them. */
+  running: boolean;
+  /** The latest `started` (by `at`, then worker). */
+  s_at: string | null;
+  s_worker: string | null;
+  /** The highest progress (by percent, then phase). */
+  p_pct: number | null;
+  p_phase: string | null;
+  p_rank: number | null;
+  /** The earliest terminal event in the stream (lowest sequence). */
+  t_seq: number | null;
+  t_kind: string | null;
+  t_at: string | null;
+  outputs: unknown;
+  rows: unknown;
+  timings: unknown;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+/** A run's fold and which of its events stand for each candidate (the ones reported as applied). */
+interface Folded {
+  delta: RunDelta;
+  events: number[];
+  terminal?: number;
+  started?: number;
+  progress?: number;
+  nonTerminal?: number;
 }
 
 const types = {
@@ -108,101 +129,194 @@ const types = {
   cancelled: RunCancelledMsg.type,
 };
 
-function eventRow(type: string, body: RunEventBody, seq: number): EventRow {
-  const row: EventRow = {
-    attempt: body.attempt,
-    seq,
-    rank: 0,
-    kind: null,
-    at: body.at,
-    worker: null,
-    pct: null,
-    phase: null,
-    phaseRank: 0,
+/**
+ * An event time in microseconds, as PostgreSQL stores it (`Date.parse` keeps milliseconds; the schema allows
+ * up to 9 fractional digits, which PostgreSQL rounds to 6).
+ */
+export function atMicros(at: string): number {
+  const ms = Date.parse(at);
+  if (Number.isNaN(ms)) throw new TypeError(`not a timestamp: ${at}`);
+  const fraction = /\.(\d+)/.exec(at)?.[1] ?? '';
+  return ms * 1000 + (fraction.length > 3 ? Math.round(Number(`0.${fraction.slice(3)}`) * 1000) : 0);
+}
+
+/** Worker names compare as the statement compares them (`collate "C"`: UTF-8 bytes). */
+const compareBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+function foldRun(entries: readonly RunEventEntry[], runId: string, events: number[]): Folded {
+  let attempt = 0;
+  for (const i of events) attempt = Math.max(attempt, entries[i]!.body.attempt);
+  const delta: RunDelta = {
+    run_id: runId,
+    attempt,
+    n_seq: null,
+    running: false,
+    s_at: null,
+    s_worker: null,
+    p_pct: null,
+    p_phase: null,
+    p_rank: null,
+    t_seq: null,
+    t_kind: null,
+    t_at: null,
     outputs: null,
     rows: null,
     timings: null,
-    errorCode: null,
-    errorMessage: null,
+    error_code: null,
+    error_message: null,
   };
-  switch (type) {
-    case types.queued:
-      return row;
-    case types.started: {
-      const b = body as BodyOf<typeof RunStartedMsg>;
-      return { ...row, rank: 1, worker: b.worker };
+  const folded: Folded = { delta, events };
+  let startedAt = 0;
+  for (const i of events) {
+    const { type, body, streamSeq: seq } = entries[i]!;
+    if (body.attempt !== attempt) continue;
+    const terminal = type === types.succeeded || type === types.failed || type === types.cancelled;
+    if (!terminal) {
+      if (delta.n_seq === null || seq > delta.n_seq) {
+        delta.n_seq = seq;
+        folded.nonTerminal = i;
+      }
     }
-    case types.progress: {
-      const b = body as BodyOf<typeof RunProgressMsg>;
-      return { ...row, rank: 2, pct: b.percent, phase: b.phase, phaseRank: PHASES.indexOf(b.phase) + 1 };
+    switch (type) {
+      case types.queued:
+        break;
+      case types.started: {
+        const b = body as BodyOf<typeof RunStartedMsg>;
+        const micros = atMicros(b.at);
+        delta.running = true;
+        if (
+          delta.s_at === null ||
+          micros > startedAt ||
+          (micros === startedAt && compareBytes(b.worker, delta.s_worker!) > 0)
+        ) {
+          startedAt = micros;
+          delta.s_at = b.at;
+          delta.s_worker = b.worker;
+          folded.started = i;
+        }
+        break;
+      }
+      case types.progress: {
+        const b = body as BodyOf<typeof RunProgressMsg>;
+        const rank = PHASES.indexOf(b.phase) + 1;
+        delta.running = true;
+        if (delta.p_pct === null || b.percent > delta.p_pct || (b.percent === delta.p_pct && rank > delta.p_rank!)) {
+          delta.p_pct = b.percent;
+          delta.p_phase = b.phase;
+          delta.p_rank = rank;
+          folded.progress = i;
+        }
+        break;
+      }
+      case types.succeeded:
+      case types.failed:
+      case types.cancelled: {
+        if (delta.t_seq !== null && seq >= delta.t_seq) break;
+        folded.terminal = i;
+        delta.t_seq = seq;
+        delta.t_at = body.at;
+        delta.outputs = null;
+        delta.rows = null;
+        delta.timings = null;
+        if (type === types.succeeded) {
+          const b = body as BodyOf<typeof RunSucceededMsg>;
+          delta.t_kind = 'succeeded';
+          delta.outputs = b.outputs;
+          delta.rows = b.rows;
+          delta.timings = b.timings;
+          delta.error_code = null;
+          delta.error_message = null;
+        } else if (type === types.failed) {
+          const b = body as BodyOf<typeof RunFailedMsg>;
+          delta.t_kind = 'failed';
+          delta.error_code = b.code;
+          delta.error_message = b.message;
+        } else {
+          const b = body as BodyOf<typeof RunCancelledMsg>;
+          delta.t_kind = 'cancelled';
+          delta.error_code = 'cancelled';
+          delta.error_message = b.reason;
+        }
+        break;
+      }
+      default:
+        throw new TypeError(`not a run event type: ${type}`);
     }
-    case types.succeeded: {
-      const b = body as BodyOf<typeof RunSucceededMsg>;
-      return {
-        ...row,
-        rank: 3,
-        kind: 'succeeded',
-        outputs: JSON.stringify(b.outputs),
-        rows: JSON.stringify(b.rows),
-        timings: JSON.stringify(b.timings),
-      };
-    }
-    case types.failed: {
-      const b = body as BodyOf<typeof RunFailedMsg>;
-      return { ...row, rank: 3, kind: 'failed', errorCode: b.code, errorMessage: b.message };
-    }
-    case types.cancelled: {
-      const b = body as BodyOf<typeof RunCancelledMsg>;
-      return { ...row, rank: 3, kind: 'cancelled', errorCode: 'cancelled', errorMessage: b.reason };
-    }
-    default:
-      throw new TypeError(`not a run event type: ${type}`);
   }
+  return folded;
 }
 
-// Conditions over the current row `y` and the event `e` (see the rules above).
+// Conditions over the current row `y` and a run's folded events `e` (see the rules above).
 const NEWER = 'e.attempt > y.attempt';
 const SAME = 'e.attempt = y.attempt';
-const FINISHED = `y.status in (${TERMINAL.map((s) => `'${s}'`).join(', ')})`;
+const TERMINAL_LIST = TERMINAL.map((s) => `'${s}'`).join(', ');
+const FINISHED = `y.status in (${TERMINAL_LIST})`;
 const PHASE_RANK = `coalesce(array_position(array[${PHASES.map((p) => `'${p}'`).join(', ')}]::text[], y.phase::text), 0)`;
-const TERMINAL_WINS = `e.rank = 3 and (${NEWER} or (${SAME} and (not ${FINISHED} or e.seq < y.last_event_seq)))`;
-const STARTED_WINS = `e.rank = 1 and (${NEWER} or (${SAME} and (y.started_at is null or e.at > y.started_at
-  or (e.at = y.started_at and e.worker > coalesce(y.worker_instance, '')))))`;
-const PROGRESS_WINS = `e.rank = 2 and (${NEWER} or (${SAME} and (e.pct > y.progress
-  or (e.pct = y.progress and e.phase_rank > ${PHASE_RANK}))))`;
-const BECOMES_RUNNING = `e.rank in (1, 2) and (${NEWER} or (${SAME} and y.status = 'queued'))`;
-const SEQ_ADVANCES = `e.rank < 3 and (${NEWER} or (${SAME} and not ${FINISHED} and e.seq > y.last_event_seq))`;
+const TERMINAL_WINS = `e.t_seq is not null and (${NEWER} or (${SAME} and (not ${FINISHED} or e.t_seq < y.last_event_seq)))`;
+const STARTED_WINS = `e.s_at is not null and (${NEWER} or (${SAME} and (y.started_at is null or e.s_at > y.started_at
+  or (e.s_at = y.started_at and e.s_worker collate "C" > coalesce(y.worker_instance, '') collate "C"))))`;
+const PROGRESS_WINS = `e.p_pct is not null and (${NEWER} or (${SAME} and (e.p_pct > y.progress
+  or (e.p_pct = y.progress and e.p_rank > ${PHASE_RANK}))))`;
+const BECOMES_RUNNING = `e.running and (${NEWER} or (${SAME} and y.status = 'queued'))`;
+const SEQ_ADVANCES = `e.n_seq is not null and (${NEWER} or (${SAME} and not ${FINISHED} and e.n_seq > y.last_event_seq))`;
 
-/** `field = the event's value when its condition holds, the default on a newer attempt, else unchanged`. */
+/** `field = the fold's value when its condition holds, the default on a newer attempt, else unchanged`. */
 const field = (column: string, when: string, value: string, reset = 'null') =>
   `${column} = case when c.${when} then ${value} when c.newer then ${reset} else y.${column} end`;
 
+/**
+ * Projects a batch (one row per run, `$1`: a JSON array of `RunDelta`) in one statement: locks the runs in id
+ * order (concurrent batches never deadlock), updates those the batch changes, and returns every run it found
+ * with its state before and after, which conditions won, and whether the job's statistics read anything that
+ * changed (status, start, finish, timings of a run finished before or after).
+ */
 export const PROJECT_SQL = `
-update runs x set
-  attempt = e.attempt,
-  status = case when c.terminal_wins then e.kind when c.becomes_running then 'running'
-    when c.newer then 'queued' else y.status end,
-  last_event_seq = case when c.terminal_wins or c.seq_advances then e.seq else y.last_event_seq end,
-  ${field('started_at', 'started_wins', 'e.at')},
-  ${field('worker_instance', 'started_wins', 'e.worker')},
-  ${field('progress', 'progress_wins', 'e.pct', '0')},
-  ${field('phase', 'progress_wins', 'e.phase')},
-  ${field('finished_at', 'terminal_wins', 'e.at')},
-  ${field('output_links', 'terminal_wins', 'e.outputs')},
-  ${field('row_counts', 'terminal_wins', 'e.rows')},
-  ${field('timings', 'terminal_wins', 'e.timings')},
-  ${field('error_code', 'terminal_wins', 'e.error_code')},
-  ${field('error_message', 'terminal_wins', 'e.error_message')}
-from (select * from runs where id = ?::uuid for update) y
-cross join (select ?::int as attempt, ?::bigint as seq, ?::int as rank, ?::text as kind, ?::timestamptz as at,
-  ?::text as worker, ?::float8 as pct, ?::text as phase, ?::int as phase_rank, ?::jsonb as outputs,
-  ?::jsonb as rows, ?::jsonb as timings, ?::text as error_code, ?::text as error_message) e
-cross join lateral (select ${NEWER} as newer, ${TERMINAL_WINS} as terminal_wins, ${STARTED_WINS} as started_wins,
-  ${PROGRESS_WINS} as progress_wins, ${BECOMES_RUNNING} as becomes_running, ${SEQ_ADVANCES} as seq_advances) c
-where x.id = y.id and e.attempt >= y.attempt
-  and (c.terminal_wins or c.started_wins or c.progress_wins or c.becomes_running or c.seq_advances)
-returning x.job_id, x.status, x.attempt, y.status as old_status, y.attempt as old_attempt`;
+with e as (
+  select * from jsonb_to_recordset($1::jsonb) as t(run_id uuid, attempt int, n_seq bigint, running boolean,
+    s_at timestamptz, s_worker text, p_pct float8, p_phase text, p_rank int, t_seq bigint, t_kind text,
+    t_at timestamptz, outputs jsonb, rows jsonb, timings jsonb, error_code text, error_message text)
+),
+y as materialized (
+  -- An array, not a semi-join: the planner cannot tell how few rows e has and would scan the table.
+  select r.* from runs r where r.id = any(array(select run_id from e)) order by r.id for update
+),
+u as (
+  update runs x set
+    attempt = e.attempt,
+    status = case when c.terminal_wins then e.t_kind when c.becomes_running then 'running'
+      when c.newer then 'queued' else y.status end,
+    last_event_seq = case when c.terminal_wins then e.t_seq when c.seq_advances then e.n_seq else y.last_event_seq end,
+    ${field('started_at', 'started_wins', 'e.s_at')},
+    ${field('worker_instance', 'started_wins', 'e.s_worker')},
+    ${field('progress', 'progress_wins', 'e.p_pct', '0')},
+    ${field('phase', 'progress_wins', 'e.p_phase')},
+    ${field('finished_at', 'terminal_wins', 'e.t_at')},
+    ${field('output_links', 'terminal_wins', 'e.outputs')},
+    ${field('row_counts', 'terminal_wins', 'e.rows')},
+    ${field('timings', 'terminal_wins', 'e.timings')},
+    ${field('error_code', 'terminal_wins', 'e.error_code')},
+    ${field('error_message', 'terminal_wins', 'e.error_message')}
+  from y join e on e.run_id = y.id
+  cross join lateral (select ${NEWER} as newer, ${TERMINAL_WINS} as terminal_wins, ${STARTED_WINS} as started_wins,
+    ${PROGRESS_WINS} as progress_wins, ${BECOMES_RUNNING} as becomes_running, ${SEQ_ADVANCES} as seq_advances) c
+  where x.id = y.id and e.attempt >= y.attempt
+    and (c.terminal_wins or c.started_wins or c.progress_wins or c.becomes_running or c.seq_advances)
+  returning x.id, x.status, x.attempt, x.started_at, x.finished_at, x.timings, c.terminal_wins, c.started_wins,
+    c.progress_wins, c.becomes_running, c.seq_advances
+)
+select y.id, y.status as old_status, y.attempt as old_attempt, u.id is not null as updated,
+  coalesce(u.status, y.status) as status, coalesce(u.attempt, y.attempt) as attempt,
+  coalesce(u.terminal_wins, false) as terminal_wins, coalesce(u.started_wins, false) as started_wins,
+  coalesce(u.progress_wins, false) as progress_wins, coalesce(u.becomes_running, false) as becomes_running,
+  coalesce(u.seq_advances, false) as seq_advances,
+  coalesce(u.id is not null and (y.status in (${TERMINAL_LIST}) or u.status in (${TERMINAL_LIST}))
+    and (y.status, y.started_at, y.finished_at, y.timings) is distinct from (u.status, u.started_at, u.finished_at, u.timings),
+    false) as stats_changed,
+  y.job_id, j.kind, j.report_type, u.started_at, u.finished_at
+from y left join u on u.id = y.id
+cross join lateral (select kind, report_type from jobs where id = y.job_id) j`;
 
+/** Recomputes the statistics of the jobs in `$1` (uuid[]) from their runs; run after locking those jobs. */
 const JOB_STATS_SQL = `
 update jobs j set
   last_success_at = (select max(r.finished_at) from runs r where r.job_id = j.id and r.status = 'succeeded'),
@@ -213,17 +327,7 @@ update jobs j set
   consecutive_failures = (select count(*) from runs r where r.job_id = j.id and r.status = 'failed'
     and r.finished_at > coalesce(
       (select max(s.finished_at) from runs s where s.job_id = j.id and s.status = 'succeeded'), '-infinity'))
-where j.id = ?::uuid`;
-
-const isTerminal = (status: string) => (TERMINAL as readonly string[]).includes(status);
-
-/** Recomputes a job's statistics from its runs. Locks the job row first, so concurrent recomputations see each other's runs. */
-export async function recomputeJobStats(orm: MikroORM, jobId: string): Promise<void> {
-  await orm.em.fork().transactional(async (em) => {
-    await em.execute('select id from jobs where id = ?::uuid for update', [jobId]);
-    await em.execute(JOB_STATS_SQL, [jobId], 'run');
-  });
-}
+where j.id = any($1::uuid[])`;
 
 /** One event to project: its `Ppc-Type`, body and stream sequence. */
 export interface RunEventEntry {
@@ -232,183 +336,139 @@ export interface RunEventEntry {
   streamSeq: number;
 }
 
-type ProjectedRow = { job_id: string; status: string; attempt: number; old_status: string; old_attempt: number };
-
-/**
- * The projection's own connections. Its statements go out as named (prepared) statements, planned once per
- * connection: planning PROJECT_SQL took ~3 ms of the ~3.5 ms each unnamed execution cost, which MikroORM's
- * `execute` cannot avoid. Idle connections close by themselves and never keep the process alive.
- */
-const rawPools = new WeakMap<MikroORM, pg.Pool>();
-function poolOf(orm: MikroORM): pg.Pool {
-  let pool = rawPools.get(orm);
-  if (!pool) {
-    pool = new pg.Pool({
-      connectionString: orm.config.get('clientUrl'),
-      max: 4,
-      idleTimeoutMillis: 10_000,
-      allowExitOnIdle: true,
-    });
-    // A connection that dies while idle (server restart) is dropped from the pool, not thrown at the process.
-    pool.on('error', () => {});
-    rawPools.set(orm, pool);
-  }
-  return pool;
+interface ProjectedRow {
+  id: string;
+  old_status: string;
+  old_attempt: number;
+  updated: boolean;
+  status: string;
+  attempt: number;
+  terminal_wins: boolean;
+  started_wins: boolean;
+  progress_wins: boolean;
+  becomes_running: boolean;
+  seq_advances: boolean;
+  stats_changed: boolean;
+  job_id: string;
+  kind: 'report' | 'urlcheck';
+  report_type: string | null;
+  started_at: Date | null;
+  finished_at: Date | null;
 }
 
-async function inTransaction<T>(orm: MikroORM, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await poolOf(orm).connect();
+async function withClient<T>(orm: MikroORM, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await rawPool(orm).connect();
   try {
-    await client.query('begin');
-    const result = await fn(client);
-    await client.query('commit');
-    return result;
-  } catch (err) {
-    await client.query('rollback').catch(() => {});
-    throw err;
+    return await fn(client);
   } finally {
     client.release();
   }
 }
 
-/** `?` placeholders (MikroORM's) as `$n` (PostgreSQL's), for the raw statements. */
-const numbered = (sql: string) => {
-  let n = 0;
-  return sql.replace(/\?/g, () => `$${++n}`);
-};
-const PROJECT_STMT = { name: 'ppc_project_run_event', text: numbered(PROJECT_SQL) };
-const LOCK_JOB_STMT = { name: 'ppc_lock_job', text: 'select id from jobs where id = $1::uuid for update' };
-const JOB_STATS_STMT = { name: 'ppc_job_stats', text: numbered(JOB_STATS_SQL) };
-
-async function applyEvent(client: pg.PoolClient, entry: RunEventEntry): Promise<ProjectedRow | undefined> {
-  const e = eventRow(entry.type, entry.body, entry.streamSeq);
-  const { rows } = await client.query<ProjectedRow>({
-    ...PROJECT_STMT,
-    values: [
-      entry.body.runId,
-      e.attempt,
-      e.seq,
-      e.rank,
-      e.kind,
-      e.at,
-      e.worker,
-      e.pct,
-      e.phase,
-      e.phaseRank,
-      e.outputs,
-      e.rows,
-      e.timings,
-      e.errorCode,
-      e.errorMessage,
-    ],
-  });
-  return rows[0];
+async function inTransaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
+  await client.query('begin');
+  try {
+    const result = await fn();
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  }
 }
 
-/** What the statistics read changed: a terminal event won, or a newer attempt replaced a finished one, or a
- * finished run learnt when it started (its `started` event came after its outcome). */
-const changesOutcome = (entry: RunEventEntry, row: ProjectedRow) =>
-  eventRow(entry.type, entry.body, entry.streamSeq).rank === 3 || isTerminal(row.old_status);
+const PROJECT_STMT = { name: 'ppc_project_run_batch', text: PROJECT_SQL };
+const LOCK_JOBS_STMT = {
+  name: 'ppc_lock_jobs',
+  text: 'select id from jobs where id = any($1::uuid[]) order by id for no key update',
+};
+const JOB_STATS_STMT = { name: 'ppc_job_stats_batch', text: JOB_STATS_SQL };
 
 /**
- * Projects a batch of run events in one transaction (one commit, so one WAL flush for the whole batch), then
- * recomputes the statistics of every job whose runs' outcome changed in a second one. Each locks its rows in a
- * fixed order (runs by id; jobs by id), so concurrent batches on other connections or replicas never deadlock.
- * Results are in the order of `entries`.
+ * Projects a batch of run events: the events are folded per run (see `RunDelta`) and written in one statement,
+ * a transaction of its own (one commit, so one WAL flush for the whole batch); then the statistics of every
+ * job whose runs' outcome changed are recomputed in a second transaction, which locks the jobs (in id order)
+ * before it reads their runs, so a concurrent recomputation's runs are seen. Results are in the order of
+ * `entries`: per run, the events standing for a condition that won are `applied` (the latest started, the
+ * highest progress, the earliest terminal, the newest non-terminal sequence), the others `ignored`.
  */
 export async function projectRunEvents(orm: MikroORM, entries: readonly RunEventEntry[]): Promise<ProjectResult[]> {
   const results: ProjectResult[] = new Array(entries.length);
-  const dominatedBy = findDominated(entries);
-  const valid = entries
-    .map((entry, i) => ({ entry, i }))
-    .filter(({ entry, i }) => {
-      if (dominatedBy.has(i)) return false;
-      if (UUID.test(entry.body.runId)) return true;
+  const byRun = new Map<string, number[]>();
+  for (const [i, entry] of entries.entries()) {
+    if (!UUID.test(entry.body.runId)) {
       results[i] = { outcome: 'unknown-run', statsUpdated: false };
-      return false;
-    })
-    .sort((a, b) =>
-      a.entry.body.runId < b.entry.body.runId
-        ? -1
-        : a.entry.body.runId > b.entry.body.runId
-          ? 1
-          : a.entry.streamSeq - b.entry.streamSeq,
-    );
-  if (valid.length === 0) return results;
-  const jobs = new Set<string>();
-  await retryOnDeadlock(() =>
-    inTransaction(orm, async (client) => {
-      const unmatched: { entry: RunEventEntry; i: number }[] = [];
-      for (const v of valid) {
-        const row = await applyEvent(client, v.entry);
-        if (!row) {
-          unmatched.push(v);
-          continue;
-        }
-        const statsUpdated = changesOutcome(v.entry, row);
-        if (statsUpdated) jobs.add(row.job_id);
-        results[v.i] = { outcome: 'applied', status: row.status, attempt: row.attempt, statsUpdated };
-      }
-      if (unmatched.length > 0) {
-        const ids = [...new Set(unmatched.map((u) => u.entry.body.runId))];
-        const { rows: current } = await client.query<{ id: string; status: string; attempt: number }>(
-          'select id, status, attempt from runs where id = any($1::uuid[])',
-          [`{${ids.join(',')}}`],
-        );
-        const byId = new Map(current.map((r) => [r.id, r]));
-        for (const u of unmatched) {
-          const run = byId.get(u.entry.body.runId);
-          results[u.i] = run
-            ? { outcome: 'ignored', status: run.status, attempt: run.attempt, statsUpdated: false }
-            : { outcome: 'unknown-run', statsUpdated: false };
-        }
-      }
-    }),
-  );
-  // Statistics after the runs commit, in their own transaction: one holding run rows while waiting for a job
-  // row deadlocks with another recomputing that job's statistics (whose reads wait on those runs' updates).
-  if (jobs.size > 0) {
-    await retryOnDeadlock(() =>
-      inTransaction(orm, async (client) => {
-        for (const jobId of [...jobs].sort()) {
-          await client.query({ ...LOCK_JOB_STMT, values: [jobId] });
-          await client.query({ ...JOB_STATS_STMT, values: [jobId] });
-        }
-      }),
-    );
-  }
-  // The runs these events finished, in one query for the batch (task statistics learn their wall time).
-  const finishing = valid.filter(
-    (v) =>
-      results[v.i]?.outcome === 'applied' &&
-      (v.entry.type === types.succeeded || v.entry.type === types.failed) &&
-      (results[v.i]?.status === 'succeeded' || results[v.i]?.status === 'failed'),
-  );
-  if (finishing.length > 0) {
-    const byRun = new Map(
-      (
-        await finishedRuns(
-          orm,
-          finishing.map((v) => v.entry.body.runId),
-        )
-      ).map((f) => [f.runId, f]),
-    );
-    for (const v of finishing) {
-      const f = byRun.get(v.entry.body.runId);
-      if (f) results[v.i] = { ...results[v.i]!, finished: f };
+      continue;
     }
+    const runId = entry.body.runId.toLowerCase();
+    const events = byRun.get(runId);
+    if (events) events.push(i);
+    else byRun.set(runId, [i]);
   }
-  for (const [i, by] of dominatedBy) {
-    const { finished: _finished, ...r } = results[by]!;
-    results[i] = r.outcome === 'unknown-run' ? r : { ...r, outcome: 'ignored', statsUpdated: false };
-  }
+  if (byRun.size === 0) return results;
+  const folds = [...byRun].map(([runId, events]) => foldRun(entries, runId, events));
+  const deltas = JSON.stringify(folds.map((f) => f.delta));
+
+  await withClient(orm, async (client) => {
+    const { rows } = await retryOnDeadlock(() => client.query<ProjectedRow>({ ...PROJECT_STMT, values: [deltas] }));
+    const found = new Map(rows.map((r) => [r.id, r]));
+    const jobs = [...new Set(rows.filter((r) => r.stats_changed).map((r) => r.job_id))].sort();
+    // Statistics after the runs commit, in their own transaction: one holding run rows while it waits for a
+    // job row would wait on (and deadlock with) batches of other replicas doing the same the other way round.
+    if (jobs.length > 0) {
+      await retryOnDeadlock(() =>
+        inTransaction(client, async () => {
+          await client.query({ ...LOCK_JOBS_STMT, values: [`{${jobs.join(',')}}`] });
+          await client.query({ ...JOB_STATS_STMT, values: [`{${jobs.join(',')}}`] });
+        }),
+      );
+    }
+    for (const f of folds) {
+      const row = found.get(f.delta.run_id);
+      if (!row) {
+        for (const i of f.events) results[i] = { outcome: 'unknown-run', statsUpdated: false };
+        continue;
+      }
+      const applied = new Set<number | undefined>();
+      if (row.terminal_wins) applied.add(f.terminal);
+      if (row.started_wins) applied.add(f.started);
+      if (row.progress_wins) applied.add(f.progress);
+      // A winning terminal event sets the status and the sequence itself.
+      if (row.seq_advances && !row.terminal_wins) applied.add(f.nonTerminal);
+      if (row.becomes_running && !row.terminal_wins) applied.add(f.started ?? f.progress);
+      for (const i of f.events) {
+        results[i] = applied.has(i)
+          ? { outcome: 'applied', status: row.status, attempt: row.attempt, statsUpdated: row.stats_changed }
+          : { outcome: 'ignored', status: row.status, attempt: row.attempt, statsUpdated: false };
+      }
+      // The run just reached succeeded or failed with a known start: its wall time, for the task statistics.
+      if (
+        row.terminal_wins &&
+        (row.status === 'succeeded' || row.status === 'failed') &&
+        row.started_at &&
+        row.finished_at &&
+        f.terminal !== undefined
+      ) {
+        const finishedAt = new Date(row.finished_at);
+        results[f.terminal] = {
+          ...results[f.terminal]!,
+          finished: {
+            runId: row.id,
+            kind: row.kind,
+            reportType: row.report_type,
+            durationMs: Math.max(0, finishedAt.getTime() - new Date(row.started_at).getTime()),
+            finishedAt,
+          },
+        };
+      }
+    }
+  });
   return results;
 }
 
 /**
- * Runs a transaction again when PostgreSQL picked it as a deadlock victim (nothing of it was applied, and the
- * projection is idempotent); rows are locked in a fixed order, so this is rare, but concurrent batches on two
- * cores showed it.
+ * Runs a statement or transaction again when PostgreSQL picked it as a deadlock victim (nothing of it was
+ * applied, and the projection is idempotent); rows are locked in a fixed order, so this is rare.
  */
 async function retryOnDeadlock<T>(fn: () => Promise<T>, attempts = 5): Promise<T> {
   for (let i = 1; ; i++) {
@@ -420,63 +480,6 @@ async function retryOnDeadlock<T>(fn: () => Promise<T>, attempts = 5): Promise<T
       await new Promise((r) => setTimeout(r, Math.random() * 20 * i));
     }
   }
-}
-
-/**
- * Events of a batch that cannot change anything the batch's other events do not (index → index of one that
- * makes it redundant), so they are not written: duplicates; a progress event of the same run and attempt
- * as a later one (higher sequence) with at least its percent and phase; a `queued` event followed by any
- * other non-terminal event of its attempt. Whatever order the two are applied in, the row ends the same
- * with or without the redundant one (the rules above only ever keep the greater value, and the later
- * sequence number covers `last_event_seq`), and a dominating event always lands in the same transaction.
- */
-function findDominated(entries: readonly RunEventEntry[]): Map<number, number> {
-  const dominated = new Map<number, number>();
-  const groups = new Map<string, number[]>();
-  for (const [i, e] of entries.entries()) {
-    const key = `${e.body.runId}|${e.body.attempt}`;
-    const g = groups.get(key);
-    if (g) g.push(i);
-    else groups.set(key, [i]);
-  }
-  for (const group of groups.values()) {
-    if (group.length < 2) continue;
-    // Newest first: each event is compared with the best of those after it.
-    group.sort((a, b) => entries[b]!.streamSeq - entries[a]!.streamSeq);
-    const seen = new Map<number, number>();
-    let newestNonTerminal = -1;
-    let bestProgress = -1;
-    for (const i of group) {
-      const e = entries[i]!;
-      const twin = seen.get(e.streamSeq);
-      if (twin !== undefined) {
-        dominated.set(i, twin);
-        continue;
-      }
-      seen.set(e.streamSeq, i);
-      if (e.type === types.progress) {
-        const b = e.body as BodyOf<typeof RunProgressMsg>;
-        const best = bestProgress >= 0 ? (entries[bestProgress]!.body as BodyOf<typeof RunProgressMsg>) : undefined;
-        if (
-          best &&
-          (best.percent > b.percent ||
-            (best.percent === b.percent && PHASES.indexOf(best.phase) >= PHASES.indexOf(b.phase)))
-        ) {
-          dominated.set(i, bestProgress);
-          continue;
-        }
-        bestProgress = i;
-      }
-      if (e.type === types.queued && newestNonTerminal >= 0) {
-        dominated.set(i, newestNonTerminal);
-        continue;
-      }
-      if (e.type === types.queued || e.type === types.started || e.type === types.progress) {
-        if (newestNonTerminal < 0) newestNonTerminal = i;
-      }
-    }
-  }
-  return dominated;
 }
 
 /** Projects one run event into its run row (see the module comment); safe to call again with the same event. */
@@ -504,7 +507,7 @@ export class RunEventBatcher {
 
   constructor(orm: MikroORM, opts: { maxBatch?: number; parallel?: number } = {}) {
     this.#orm = orm;
-    this.#maxBatch = opts.maxBatch ?? 200;
+    this.#maxBatch = opts.maxBatch ?? 500;
     this.#parallel = opts.parallel ?? 2;
   }
 
@@ -527,8 +530,16 @@ export class RunEventBatcher {
           (results) => {
             for (const [i, b] of batch.entries()) b.resolve(results[i]!);
           },
-          (err: unknown) => {
-            for (const b of batch) b.reject(err);
+          async (err: unknown) => {
+            if (batch.length === 1 || !isDataError(err)) {
+              for (const b of batch) b.reject(err);
+              return;
+            }
+            // One bad event (a timestamp PostgreSQL rejects) must not hold back the others: each alone, so only
+            // it fails (and is given up on by the consumer) while the rest are projected.
+            for (const b of batch) {
+              await projectRunEvents(this.#orm, [b.entry]).then(([r]) => b.resolve(r!), b.reject);
+            }
           },
         )
         .finally(() => {
@@ -539,6 +550,10 @@ export class RunEventBatcher {
   }
 }
 
+/** An error about an event's data (ours, or PostgreSQL's class 22 "data exception"), not about the database. */
+const isDataError = (err: unknown) =>
+  err instanceof TypeError || /^22/.test(String((err as { code?: unknown }).code ?? ''));
+
 /** A run that just reached succeeded or failed, with its wall time: what the autoscaler's task statistics learn from. */
 export interface FinishedRun {
   runId: string;
@@ -548,33 +563,10 @@ export interface FinishedRun {
   finishedAt: Date;
 }
 
-const FINISHED_SQL = `
-select r.id, j.kind, j.report_type, r.started_at, r.finished_at
-  from runs r join jobs j on j.id = r.job_id
- where r.id = any(?::uuid[]) and r.status in ('succeeded', 'failed') and r.started_at is not null
-   and r.finished_at is not null`;
-
-/** The runs among `runIds` that finished (succeeded or failed) with a known start, and how long they took. */
-export async function finishedRuns(orm: MikroORM, runIds: string[]): Promise<FinishedRun[]> {
-  if (runIds.length === 0) return [];
-  const rows = await orm.em
-    .fork()
-    .execute<
-      { id: string; kind: 'report' | 'urlcheck'; report_type: string | null; started_at: Date; finished_at: Date }[]
-    >(FINISHED_SQL, [`{${runIds.join(',')}}`]);
-  return rows.map((r) => ({
-    runId: r.id,
-    kind: r.kind,
-    reportType: r.report_type,
-    durationMs: Math.max(0, new Date(r.finished_at).getTime() - new Date(r.started_at).getTime()),
-    finishedAt: new Date(r.finished_at),
-  }));
-}
-
 export interface RecorderOptions {
-  /** Events handled at once (waiting for or in a batch); default 512. */
+  /** Events handled at once (waiting for or in a batch); default 1500. */
   concurrency?: number;
-  /** Events per transaction at most; default 200. */
+  /** Events per batch at most; default 500. */
   maxBatch?: number;
   /** Transactions in flight at once; default 2. */
   parallel?: number;
@@ -609,7 +601,7 @@ export async function startRecorder(
         log.warn({ runId: body.runId, type: m.type, seq: m.streamSeq }, 'event for an unknown run, skipped');
     },
     {
-      concurrency: opts.concurrency ?? 512,
+      concurrency: opts.concurrency ?? 1500,
       log: ctx.log,
       metrics: ctx.metrics,
       // No watchMaxDeliveries: it deletes the given-up message from its stream, and EVENTS is shared

@@ -16,9 +16,10 @@ export {
   type ConnectionRevokedOutcome,
   notifyConnectionRevoked,
 } from './connection.ts';
+export { NOTIFIER_CONSUMERS, provisionNotifierConsumers } from './consumers.ts';
 export { type DigestOptions, type DigestResult, sendDigests } from './digest.ts';
 export { type Claim, type Delivery, keys, messageIdFor, NOTIFICATION_KINDS, type NotificationKind } from './ledger.ts';
-export { type NotifierContext, type NotifierOptions, startNotifier } from './notifier.ts';
+export { type NotifierContext, type NotifierOptions, recorderFloor, startNotifier } from './notifier.ts';
 export { MAX_RECIPIENTS, type NotifySettings, parseNotifySettings } from './recipients.ts';
 export { notifyRunFailed, notifyRunSucceeded, type RunEventMeta, type RunEventOutcome } from './run-events.ts';
 export { escapeHtml } from './templates.ts';

@@ -23,7 +23,14 @@ import {
   openTestDatabase,
   testSink,
 } from './fixtures/world.ts';
-import { type Delivery, keys, startNotifier } from './index.ts';
+import {
+  type Delivery,
+  keys,
+  NOTIFIER_CONSUMERS,
+  provisionNotifierConsumers,
+  recorderFloor,
+  startNotifier,
+} from './index.ts';
 
 let orm: Database;
 let server: Awaited<ReturnType<typeof privateNatsServer>>;
@@ -42,7 +49,7 @@ beforeAll(async () => {
   js = jetstream(nc);
   await ensureStream(jsm, streams.events);
   await ensureStream(jsm, streams.deadLetters);
-  await ensureConsumer(jsm, consumers.systemNotifier);
+  await provisionNotifierConsumers(jsm, log);
   await ensureConsumer(jsm, consumers.systemRecorder);
   mail = await testSink();
   mailer = mailerFor(mail.sink.url);
@@ -67,6 +74,9 @@ const drained = (durable: string) =>
     },
     { what: `${durable} has acknowledged every event`, timeoutMs: 20_000, intervalMs: 50 },
   );
+const notifierDrained = async () => {
+  for (const c of NOTIFIER_CONSUMERS) await drained(c.durable);
+};
 
 const T0 = Date.now() - 60 * 60 * 1000;
 const at = (minutes: number) => new Date(T0 + minutes * 60_000).toISOString();
@@ -116,7 +126,7 @@ describe('failure mail', () => {
     try {
       await publish(js, RunFailedMsg, failed(run, 0, 'Quota <b>exceeded</b> for "Acme"'));
       const [m] = await mailsTo(user.email, 1);
-      await drained(consumers.systemNotifier.durable);
+      await notifierDrained();
       expect(await mail.mailsTo(user.email)).toHaveLength(1);
 
       expect(m!.subject).toBe('Failed: <script>alert("x")</script> & Co (Acme <Agency>)');
@@ -161,7 +171,7 @@ describe('failure mail', () => {
     try {
       await publish(js, RunFailedMsg, failed(run));
       await waitFor(() => seen.length >= 2, { what: 'the redelivery', timeoutMs: 20_000 });
-      await drained(consumers.systemNotifier.durable);
+      await notifierDrained();
       expect(seen).toEqual(['sent', 'duplicate']);
       expect(await mail.mailsTo(user.email)).toHaveLength(1);
     } finally {
@@ -189,7 +199,7 @@ describe('failure mail', () => {
       ]);
       await mailsTo('ops@example.com', 1);
       await mailsTo('lead@example.com', 1);
-      await drained(consumers.systemNotifier.durable);
+      await notifierDrained();
       expect(await mail.mailsTo('ops@example.com')).toHaveLength(1);
       expect(await mail.mailsTo('lead@example.com')).toHaveLength(1);
       expect(outcomes.filter((o) => o === 'sent')).toHaveLength(2);
@@ -216,7 +226,7 @@ describe('failure mail', () => {
         const rows = await notificationRows(orm, `run-failed.${run}`);
         return rows[0]?.status === 'failed' ? rows : null;
       });
-      await drained(consumers.systemNotifier.durable);
+      await notifierDrained();
       expect(row!.error).toMatch(/refused the message at RCPT TO: .*550 mailbox unavailable/);
       expect(refusing.attempts).toEqual([user.email]);
     } finally {
@@ -255,7 +265,7 @@ describe('failure mail', () => {
       await waitFor(async () => (await later!.mailsTo(user.email)).length === 1, {
         what: 'the mail, once the server is up',
       });
-      await drained(consumers.systemNotifier.durable);
+      await notifierDrained();
       expect(await later.mailsTo(user.email)).toHaveLength(1);
       expect(outcomes.filter((o) => o === 'sent')).toHaveLength(1);
       expect(outcomes.slice(0, 2)).toEqual(['retry', 'retry']);
@@ -302,7 +312,7 @@ describe('recovery mail', () => {
         // The notifier has had every event before the recorder projected anything, and is waiting for it.
         await waitFor(
           async () => {
-            const info = await jsm.consumers.info(streams.events.name, consumers.systemNotifier.durable);
+            const info = await jsm.consumers.info(streams.events.name, consumers.systemNotifierSucceeded.durable);
             return info.num_pending === 0 && info.num_ack_pending > 0;
           },
           { what: 'the notifier waiting for the recorder' },
@@ -312,7 +322,7 @@ describe('recovery mail', () => {
       }
       await mailsTo(user.email, 2);
       await drained(consumers.systemRecorder.durable);
-      await drained(consumers.systemNotifier.durable);
+      await notifierDrained();
       const mails = await mail.mailsTo(user.email);
       expect(mails.map((m) => m.subject).sort()).toEqual([
         `Failed: Weekly (${order}) (Acme <Agency>)`,
@@ -347,10 +357,12 @@ describe('job settings', () => {
     const run = await createRun(orm, org, job, { status: 'running' });
     const after = await createRun(orm, org, job, { status: 'succeeded', finishedAt: new Date(T0 + 120_000) });
     const notifier = await startNotifier(ctx(), depsFor(orm, mailer));
+    // A success is decided once the recorder has caught up with it; in the service both always run.
+    const recorder = await startRecorder(ctx(), orm);
     try {
       await publish(js, RunFailedMsg, failed(run, 1));
       await publish(js, RunSucceededMsg, succeeded(after, 2));
-      await drained(consumers.systemNotifier.durable);
+      await notifierDrained();
       expect(await mail.mailsTo(user.email)).toEqual([]);
       for (const r of [before, run, after]) {
         expect(await notificationRows(orm, `run-failed.${r}`)).toEqual([]);
@@ -358,6 +370,114 @@ describe('job settings', () => {
       }
     } finally {
       await notifier.stop(2000);
+      await recorder.stop(2000);
+    }
+  });
+});
+
+describe('consumers', () => {
+  it('deliver only failed and succeeded run events to the notifier', async () => {
+    const deliveries = async (spec: (typeof NOTIFIER_CONSUMERS)[number]) =>
+      (await jsm.consumers.info(streams.events.name, spec.durable)).delivered.consumer_seq;
+    await notifierDrained();
+    const job = await createJob(orm, org, { notify: { onFailure: false, onRecovery: false } });
+    const run = await createRun(orm, org, job, { status: 'running' });
+    const failuresBefore = await deliveries(consumers.systemNotifierFailed);
+    const successesBefore = await deliveries(consumers.systemNotifierSucceeded);
+    const notifier = await startNotifier(ctx(), depsFor(orm, mailer));
+    try {
+      for (let i = 0; i < 5; i++) {
+        await publish(js, RunStartedMsg, { ...started(run, i), worker: `w${i}` }, { msgId: `restart-${i}.${run}` });
+      }
+      const last = await publish(js, RunFailedMsg, failed(run, 6));
+      await waitFor(
+        async () =>
+          (await jsm.consumers.info(streams.events.name, consumers.systemNotifierFailed.durable)).ack_floor
+            .stream_seq >= last.seq,
+        { what: 'the failure acknowledged by the notifier' },
+      );
+      await notifierDrained();
+      // One delivery for the failure, none for the five started events, none to the succeeded durable.
+      expect(await deliveries(consumers.systemNotifierFailed)).toBe(failuresBefore + 1);
+      expect(await deliveries(consumers.systemNotifierSucceeded)).toBe(successesBefore);
+    } finally {
+      await notifier.stop(2000);
+    }
+  });
+
+  it('take over where the retired all-events durable left off, and delete it', async () => {
+    await using own = await privateNatsServer();
+    const onc = await connectNats({ servers: own.url, name: 'notifier-takeover-test' });
+    try {
+      const ojsm = await jetstreamManager(onc);
+      const ojs = jetstream(onc);
+      await ensureStream(ojsm, streams.events);
+      await ensureConsumer(ojsm, consumers.retiredSystemNotifier);
+      const runId = '00000000-0000-4000-8000-000000000001';
+      const handled = await publish(ojs, RunFailedMsg, failed(runId, 0, 'handled before the upgrade'));
+      await publish(ojs, RunStartedMsg, started(runId, 1));
+      const failedAfter = await publish(ojs, RunFailedMsg, failed(runId, 2, 'after', 2));
+      const succeededAfter = await publish(ojs, RunSucceededMsg, succeeded(runId, 3));
+      // The old notifier handled the first event (ack floor at its sequence), then the upgrade came.
+      const old = await ojs.consumers.get(streams.events.name, consumers.retiredSystemNotifier.durable);
+      const m = await old.next({ expires: 5000 });
+      expect(m?.seq).toBe(handled.seq);
+      await m!.ackAck();
+
+      const report = await provisionNotifierConsumers(ojsm, log);
+      expect(report).toEqual({
+        [consumers.systemNotifierFailed.durable]: 'taken over',
+        [consumers.systemNotifierSucceeded.durable]: 'taken over',
+      });
+      await expect(ojsm.consumers.info(streams.events.name, consumers.retiredSystemNotifier.durable)).rejects.toThrow(
+        /consumer not found/,
+      );
+      // Each new durable holds only its own kind of event past the old floor.
+      const pendingOf = async (spec: (typeof NOTIFIER_CONSUMERS)[number]) => {
+        const c = await ojs.consumers.get(streams.events.name, spec.durable);
+        const msg = await c.next({ expires: 2000 });
+        msg?.ack();
+        return msg?.seq;
+      };
+      expect(await pendingOf(consumers.systemNotifierFailed)).toBe(failedAfter.seq);
+      expect(await pendingOf(consumers.systemNotifierSucceeded)).toBe(succeededAfter.seq);
+      expect((await ojsm.consumers.info(streams.events.name, consumers.systemNotifierFailed.durable)).num_pending).toBe(
+        0,
+      );
+
+      // A second start (or a second replica) finds the new durables and leaves their position alone.
+      const again = await provisionNotifierConsumers(ojsm, log);
+      expect(Object.keys(again).sort()).toEqual(NOTIFIER_CONSUMERS.map((c) => c.durable).sort());
+      expect(Object.values(again)).not.toContain('taken over');
+      const info = await ojsm.consumers.info(streams.events.name, consumers.systemNotifierFailed.durable);
+      expect(info.config.opt_start_seq).toBe(handled.seq + 1);
+      expect(info.config.filter_subject).toBe('events.run.*.failed');
+    } finally {
+      await onc.drain();
+    }
+  });
+
+  it('tell whether the recorder has acknowledged the events up to a sequence, waiting for it a while', async () => {
+    const floor = recorderFloor(jsm);
+    const job = await createJob(orm, org);
+    const run = await createRun(orm, org, job, { status: 'running' });
+    const ack = await publish(js, RunStartedMsg, started(run, 0), { msgId: `floor.${run}` });
+    // No recorder runs now, so its floor stays below this event, however long one waits.
+    const t0 = performance.now();
+    expect(await floor.caughtUp(ack.seq, { waitMs: 300 })).toBe(false);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(250);
+    // A recorder starting while a success waits lets it through as soon as the event is projected.
+    const waiting = floor.caughtUp(ack.seq, { waitMs: 15_000 });
+    const recorder = await startRecorder(ctx(), orm);
+    try {
+      expect(await waiting).toBe(true);
+      expect(await floor.caughtUp(ack.seq - 1)).toBe(true);
+      const [row] = await orm.em
+        .fork()
+        .execute<{ worker_instance: string }[]>('select worker_instance from runs where id = ?', [run]);
+      expect(row?.worker_instance).toBe('worker-1');
+    } finally {
+      await recorder.stop(2000);
     }
   });
 });
