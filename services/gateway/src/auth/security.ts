@@ -1,5 +1,5 @@
 import cookie from '@fastify/cookie';
-import helmet from '@fastify/helmet';
+import helmet from 'helmet';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Kind, parse, visit } from 'graphql';
@@ -71,17 +71,21 @@ export async function registerSecurity(app: FastifyInstance, deps: GatewayDeps, 
   const { config } = deps;
   await app.register(cookie);
 
-  // GraphiQL's page needs its CDN; nothing else does. Route config is read by helmet on each request.
-  const graphiqlCsp = cspFor(config.publicUrl, config.secureCookies, { cdn: GRAPHIQL_CDN });
-  app.addHook('onRoute', (route) => {
-    if (route.url === '/graphiql' || route.url.startsWith('/graphiql/')) {
-      route.config = { ...route.config, helmet: { contentSecurityPolicy: graphiqlCsp } } as typeof route.config;
-    }
-  });
-  await app.register(helmet, {
-    contentSecurityPolicy: cspFor(config.publicUrl, config.secureCookies),
+  // Security headers, built once: @fastify/helmet would build helmet's middleware (parse every CSP directive) on each
+  // request. GraphiQL's page needs its CDN; nothing else does.
+  const common = {
     strictTransportSecurity: config.secureCookies ? { maxAge: 15_552_000, includeSubDomains: false } : false,
     crossOriginEmbedderPolicy: false,
+  } as const;
+  const headers = helmet({ ...common, contentSecurityPolicy: cspFor(config.publicUrl, config.secureCookies) });
+  const graphiqlHeaders = helmet({
+    ...common,
+    contentSecurityPolicy: cspFor(config.publicUrl, config.secureCookies, { cdn: GRAPHIQL_CDN }),
+  });
+  app.addHook('onRequest', (req, reply, done) => {
+    const url = req.routeOptions.url ?? '';
+    const apply = url === '/graphiql' || url.startsWith('/graphiql/') ? graphiqlHeaders : headers;
+    apply(req.raw, reply.raw, (err?: unknown) => done(err as Error | undefined));
   });
 
   // Per replica (memory store): a ceiling against floods, not an exact quota. The key is the caller when the
