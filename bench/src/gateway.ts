@@ -35,13 +35,20 @@ function percentiles(ms: number[]) {
 
 const RUNS_QUERY = `query Runs($first: Int) { runs(first: $first) { items { id status phase progress queuedAt finishedAt job { id name } } nextCursor } }`;
 
+/** `app;dur=2.35` → 2.35 (the gateway's Server-Timing header). */
+function serverTiming(header: string | string[] | undefined): number | undefined {
+  const m = /app;dur=([\d.]+)/.exec(String(header ?? ''));
+  return m ? Number(m[1]) : undefined;
+}
+
 /** Sends `send()` every 1000/rate ms for `seconds` (open loop: a slow answer does not delay the next request). */
 async function steady(
   rate: number,
   seconds: number,
-  send: () => Promise<void>,
-): Promise<{ latencies: number[]; errors: number }> {
+  send: () => Promise<number | undefined>,
+): Promise<{ latencies: number[]; server: number[]; errors: number }> {
   const latencies: number[] = [];
+  const server: number[] = [];
   let errors = 0;
   const total = rate * seconds;
   const start = performance.now();
@@ -53,8 +60,9 @@ async function steady(
     const t = performance.now();
     inFlight.push(
       send().then(
-        () => {
+        (serverMs) => {
           latencies.push(performance.now() - t);
+          if (serverMs !== undefined) server.push(serverMs);
         },
         () => {
           errors += 1;
@@ -63,7 +71,7 @@ async function steady(
     );
   }
   await Promise.all(inFlight);
-  return { latencies, errors };
+  return { latencies, server, errors };
 }
 
 async function queryPhase(url: string, token: string, rate: number, seconds: number) {
@@ -76,11 +84,13 @@ async function queryPhase(url: string, token: string, rate: number, seconds: num
     if (res.statusCode !== 200 || json.errors || json.data?.runs?.items.length !== 20) {
       throw new Error(`runs query failed: ${res.statusCode} ${JSON.stringify(json).slice(0, 300)}`);
     }
+    return serverTiming(res.headers['server-timing']);
   };
   const health = async () => {
     const res = await request(`${url}/healthz`, { dispatcher });
     await res.body.dump();
     if (res.statusCode !== 200) throw new Error(`healthz ${res.statusCode}`);
+    return serverTiming(res.headers['server-timing']);
   };
   await runsQuery(); // surfaces a broken query before the clock starts
   await steady(rate, 2, runsQuery); // warm-up: JIT, connection pool, database plans
@@ -90,6 +100,7 @@ async function queryPhase(url: string, token: string, rate: number, seconds: num
   await dispatcher.close();
   const base = percentiles(baseline.latencies);
   const q = percentiles(measured.latencies);
+  const qServer = percentiles(measured.server);
   printFigure({
     bench: 'gateway',
     figure: 'baseline_healthz',
@@ -108,6 +119,10 @@ async function queryPhase(url: string, token: string, rate: number, seconds: num
     errors: measured.errors,
     ...q,
     p99_ratio_vs_healthz: round2(q.p99_ms / Math.max(base.p99_ms, 0.01)),
+    // The gateway's own time per response (its Server-Timing header): what the load generator's share of the same
+    // two cores adds is the difference.
+    server_p50_ms: qServer.p50_ms,
+    server_p99_ms: qServer.p99_ms,
     target_p99_ms: 20,
     meets_target: q.p99_ms <= 20 && measured.errors === 0,
     load_average_1m: round2(load ?? 0),

@@ -27,6 +27,11 @@ describe('gateway', () => {
     );
   });
 
+  it('tells the client how long the gateway spent on the response (Server-Timing)', async () => {
+    const res = await h.gql('{ version }');
+    expect(res.headers.get('server-timing')).toMatch(/^app;dur=\d+\.\d{2}$/);
+  });
+
   it('still serves the health routes', async () => {
     expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
   });
