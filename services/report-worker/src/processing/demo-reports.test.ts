@@ -14,6 +14,7 @@ import {
 } from '@ppc/lib/ads';
 import { freePort } from '@ppc/lib/infra';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canonicalRows, checkSheet } from '../../../../lib/src/outputs/cells.ts';
 import { table } from '../reports/fixtures.ts';
 import { ReportPool } from './pool.ts';
 import { runReport } from './run.ts';
@@ -366,5 +367,17 @@ describe('reports on the demo platform', () => {
     expect(found).toEqual(expected);
     // The demo's campaigns have spikes and outages: there is something to find.
     expect(found.length).toBeGreaterThan(0);
+  });
+
+  it('every report type, with its default parameters, writes through the outputs (each cell fits its column type)', async () => {
+    for (const type of ['account-performance', 'search-terms', 'keyword-health', 'budget-pacing', 'anomalies']) {
+      const result = await run(type, {});
+      const taken: string[] = [];
+      for (const sheet of result.sheets) {
+        const checked = checkSheet(sheet, taken, 'EUR');
+        taken.push(sheet.name);
+        expect(() => canonicalRows(checked, sheet.rows, 1), `${type} / ${sheet.name}`).not.toThrow();
+      }
+    }
   });
 });

@@ -80,7 +80,8 @@ function specs(plan: AccountPerformancePlan): SheetSpec[] {
         ...changes,
       ],
     },
-    { name: 'By day', columns: [{ key: 'date', header: 'Date', type: 'date' }, ...KPI_COLUMNS] },
+    // Text, not `date`: the last row's label is "Total" (ISO days still sort as text, and Sheets reads them as dates).
+    { name: 'By day', columns: [{ key: 'date', header: 'Date', type: 'string' }, ...KPI_COLUMNS] },
     {
       name: 'By campaign',
       columns: [
