@@ -2,7 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { freePort } from '@ppc/lib/infra';
-import { AdAccount, ApiToken, Connection, generateKey, Job, Membership, Organization, User } from '@ppc/lib/db';
+import { ApiToken, generateKey, Job, Membership, User } from '@ppc/lib/db';
+import { seedAccount } from '../../../lib/src/db/fixtures/seed.ts';
 import { API_TOKEN_PREFIX, newSecret } from '../../../services/gateway/src/auth/secrets.ts';
 
 const GATEWAY_MAIN = fileURLToPath(new URL('../../../services/gateway/src/main.ts', import.meta.url));
@@ -18,32 +19,15 @@ export interface Seeded {
 
 /** One organization with an owner, a demo account, a job with `runs` runs, and an API token. */
 export async function seed(orm: MikroORM, runs: number): Promise<Seeded> {
+  const { orgId: org, accountId: account } = await seedAccount(orm, { orgName: 'Bench agency' });
   const em = orm.em.fork();
-  const org = em.create(Organization, { name: 'Bench agency' });
   const user = em.create(User, { organization: org, email: 'bench@example.com', name: 'Bench', passwordHash: null });
   em.create(Membership, { organization: org, user, role: 'owner' });
-  const conn = em.create(Connection, {
-    organization: org,
-    owner: user,
-    platform: 'demo',
-    label: 'demo',
-    sealedRefreshToken: 'v1.k.x.y.z',
-    keyId: 'k',
-  });
-  const account = em.create(AdAccount, {
-    organization: org,
-    connection: conn,
-    platform: 'demo',
-    platformAccountId: 'bench-1',
-    name: 'Bench account',
-    currency: 'EUR',
-    timeZone: 'Europe/Prague',
-  });
   const job = em.create(Job, {
     organization: org,
     account,
     name: 'Bench report',
-    reportType: 'campaign-performance',
+    reportType: 'account-performance',
     params: {},
     output: { kind: 'csv' },
     notify: {},
@@ -64,11 +48,11 @@ export async function seed(orm: MikroORM, runs: number): Promise<Seeded> {
             now() - (i || ' seconds')::interval
        from generate_series(1, ?) as i
      returning id`,
-    [org.id, job.id, runs],
+    [org, job.id, runs],
   );
   // Planner statistics, as autovacuum would have them on a live database (a bulk insert leaves none).
   await em.execute('analyze');
-  return { orgId: org.id, jobId: job.id, token: secret, runIds: rows.map((r) => r.id) };
+  return { orgId: org, jobId: job.id, token: secret, runIds: rows.map((r) => r.id) };
 }
 
 export interface GatewayProcess {

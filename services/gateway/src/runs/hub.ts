@@ -38,11 +38,6 @@ export class RunEventHub {
     }
     return channel.join();
   }
-
-  /** Runs watched on this replica (for tests and metrics). */
-  get channels(): number {
-    return this.#channels.size;
-  }
 }
 
 class Channel {
