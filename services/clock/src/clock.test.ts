@@ -99,6 +99,8 @@ describe('clock', () => {
 
   it('fires every tick exactly once over repeated leader kills, and no deposed leader’s tick is acted upon', async () => {
     const ttl = 1500;
+    // Under a loaded suite a takeover has been seen to take 4.8 s (3.2 leases); a bug waits without end.
+    const FAR_MORE_THAN_A_LEASE = ttl + 5 * SECOND;
     const c = await setup(ttl, [beat()]);
     for (const id of ['r1', 'r2', 'r3']) c.start(id);
     await Promise.all(c.replicas.map((r) => r.ready()));
@@ -110,7 +112,7 @@ describe('clock', () => {
       const victim = c.byId(current.leader);
       const killedAt = Date.now();
       await victim.signal('SIGKILL');
-      const next = await c.observer.nextLeader({ from: current.index + 1, timeoutMs: ttl + 3 * SECOND });
+      const next = await c.observer.nextLeader({ from: current.index + 1, timeoutMs: FAR_MORE_THAN_A_LEASE });
       failovers.push(next.receivedAt - killedAt);
       c.start(`${victim.id.split('-')[0]}-${kill}`);
       current = next;
@@ -119,7 +121,8 @@ describe('clock', () => {
     // asserted once, in the test above, and measured over 20 kills by `npm run bench -- clock`; here,
     // with the suite's other files loading both cores, only a takeover that waited for far more than
     // one lease would be a bug.
-    expect(Math.max(...failovers)).toBeLessThanOrEqual(ttl + 3 * SECOND);
+    // The bound is measured from before the SIGKILL, the wait above from after it: the same limit for both.
+    expect(Math.max(...failovers)).toBeLessThanOrEqual(FAR_MORE_THAN_A_LEASE);
 
     // A leader frozen (SIGSTOP) past its lease is deposed; when it wakes it must step down, not fire.
     await tickWhere(c.observer, 'beat', (t) => t.fencingToken === current.fencingToken);
