@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http';
+import proxyAddr from '@fastify/proxy-addr';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -42,6 +44,22 @@ function parseTrustProxy(value: string): FastifyServerOptions['trustProxy'] {
     .split(',')
     .map((v) => v.trim())
     .filter(Boolean);
+}
+
+/**
+ * The client's address as fastify's `request.ip` works it out under the same trust setting, for raw requests that do
+ * not pass through fastify's routing (WebSocket upgrades).
+ */
+export function clientAddress(trustProxy: string): (req: IncomingMessage) => string {
+  const trust = parseTrustProxy(trustProxy);
+  if (!trust) return (req) => req.socket.remoteAddress ?? '';
+  const fn =
+    typeof trust === 'function'
+      ? (trust as (address: string, hop: number) => boolean)
+      : trust === true
+        ? () => true
+        : proxyAddr.compile(trust as string[]);
+  return (req) => proxyAddr(req, fn);
 }
 
 /** A fastify app with the health routes, not yet listening, so a service can add its own routes first. */

@@ -59,12 +59,18 @@ export interface GatewayDeps {
 /** Resolves the caller of an HTTP request and of a WebSocket's `connection_init`; implemented in auth/. */
 export interface Authenticator {
   fromRequest(req: FastifyRequest): Promise<Caller | null>;
-  fromConnectionInit(payload: Record<string, unknown> | undefined, req: FastifyRequest): Promise<Caller | null>;
+  fromConnectionInit(payload: Record<string, unknown> | undefined, upgrade: UpgradeRequest): Promise<Caller | null>;
   /** False once the session or token has expired or been revoked (or the membership is gone). */
   stillValid(caller: Caller): Promise<boolean>;
 }
 
 /** The GraphQL context: mercurius merges this into its own (`app`, `reply`, `pubsub`). */
+/** A WebSocket upgrade request: its headers and the cookies they carry. */
+export interface UpgradeRequest {
+  headers: FastifyRequest['headers'];
+  cookies?: Record<string, string | undefined>;
+}
+
 export interface GatewayContext {
   deps: GatewayDeps;
   caller: Caller | null;

@@ -1,6 +1,6 @@
 import { type ApiScope, ROLES, type Role } from '@ppc/lib/db';
 import type { FastifyRequest } from 'fastify';
-import { type Authenticator, type Caller, type GatewayDeps, ROLE_SCOPES } from '../context.ts';
+import { type Authenticator, type Caller, type GatewayDeps, ROLE_SCOPES, type UpgradeRequest } from '../context.ts';
 import { API_TOKEN_PREFIX, hashSecret, SESSION_COOKIE } from './secrets.ts';
 
 interface SessionRow {
@@ -39,8 +39,8 @@ function bearerOf(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
-export function cookieOf(req: FastifyRequest): string | undefined {
-  return (req as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies?.[SESSION_COOKIE];
+export function cookieOf(req: FastifyRequest | UpgradeRequest): string | undefined {
+  return (req as UpgradeRequest).cookies?.[SESSION_COOKIE];
 }
 
 /** The credential a request presents, before any lookup: what rate limits and the login hook key on. */
@@ -52,7 +52,7 @@ export function presentedSecret(req: FastifyRequest): string | undefined {
  * A cookie on a WebSocket upgrade counts only from our own pages: browsers attach cookies to cross-site WebSocket
  * handshakes from same-site origins, and the Origin header is the only sign of who opened the socket.
  */
-function sameOrigin(req: FastifyRequest, publicUrl: string): boolean {
+function sameOrigin(req: UpgradeRequest, publicUrl: string): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return true;
   const host = req.headers.host;

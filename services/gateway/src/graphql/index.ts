@@ -1,18 +1,18 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { GraphQLError } from 'graphql';
+import type { FastifyInstance } from 'fastify';
+import type { GraphQLError, GraphQLFieldResolver } from 'graphql';
 import mercurius, { type IResolvers } from 'mercurius';
+import { clientAddress } from '@ppc/lib/http';
 import type { Authenticator, Caller, GatewayContext, GatewayDeps } from '../context.ts';
-import { ClientError, UnauthenticatedError } from './errors.ts';
-import { checkVariables, graphqlCjs, limitRules, queryLimits } from './limits.ts';
+import { UnauthenticatedError } from './errors.ts';
+import { expand, formatError } from './format.ts';
+import { checkVariables, limitRules, queryLimits } from './limits.ts';
 import type { Context, GraphQLModule } from './module.ts';
 import { modules } from './modules.ts';
 import { DateTime, JSONScalar } from './scalars.ts';
+import { registerSubscriptionServer } from './websocket.ts';
 
-const { GraphQLError: CjsGraphQLError, specifiedRules, validate } = graphqlCjs;
-
-// By name, not instanceof: modules may build scalars and errors with graphql's ESM copy (see `graphqlCjs`).
+// By name, not instanceof: modules may build scalars with graphql's ESM copy (see `graphqlCjs`).
 const isScalar = (x: unknown) => (x as { constructor?: { name?: string } })?.constructor?.name === 'GraphQLScalarType';
-const isGraphQLError = (x: unknown): x is GraphQLError => x instanceof Error && x.name === 'GraphQLError';
 
 const ROOT = /* GraphQL */ `
   scalar DateTime
@@ -71,14 +71,12 @@ export interface SubscriptionGuardOptions {
   onCheckError?: (err: unknown) => void;
 }
 
-const ENDED = Symbol('ended');
-const REVOKED = Symbol('revoked');
 const LONGEST_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * `inner`, until the caller's session or token expires or is revoked: checked every `checkEveryMs` and at
- * `caller.expiresAt`. Then the next `next()` rejects with UNAUTHENTICATED (mercurius sends it to the client as the
- * operation's error, which ends it) and `inner.return()` is called to release its consumer.
+ * `caller.expiresAt`. Then the next `next()` rejects with UNAUTHENTICATED (sent to the client as the operation's
+ * error, which ends it) and `inner.return()` is called to release its consumer.
  */
 export function guardSubscription<T>(
   inner: AsyncIterator<T> | AsyncIterable<T>,
@@ -89,47 +87,58 @@ export function guardSubscription<T>(
   const it: AsyncIterator<T> =
     Symbol.asyncIterator in inner ? (inner as AsyncIterable<T>)[Symbol.asyncIterator]() : (inner as AsyncIterator<T>);
   let finished = false;
-  let end!: (why: typeof ENDED | typeof REVOKED) => void;
-  const ending = new Promise<typeof ENDED | typeof REVOKED>((resolve) => {
-    end = resolve;
-  });
+  let revoked = false;
+  // The pending next()'s way out when access ends or the subscription is returned while it waits. One at a time (not
+  // a race against one long-lived promise, which would keep a reaction per event for the subscription's lifetime).
+  let interrupt: (() => void) | undefined;
 
+  const revoke = () => {
+    revoked = true;
+    interrupt?.();
+  };
   const interval = setInterval(() => {
     stillValid(caller).then(
-      (ok) => ok || end(REVOKED),
+      (ok) => ok || revoke(),
       (err) => opts.onCheckError?.(err),
     );
   }, opts.checkEveryMs ?? SUBSCRIPTION_CHECK_MS);
   // Longer than a timer can wait (about 25 days): the periodic check sees the expiry instead.
   const untilExpiry = caller.expiresAt ? caller.expiresAt.getTime() - Date.now() : Number.POSITIVE_INFINITY;
-  const expiry = untilExpiry <= LONGEST_TIMER_MS ? setTimeout(() => end(REVOKED), Math.max(0, untilExpiry)) : null;
+  const expiry = untilExpiry <= LONGEST_TIMER_MS ? setTimeout(revoke, Math.max(0, untilExpiry)) : null;
 
   function finish(): void {
     if (finished) return;
     finished = true;
     clearInterval(interval);
     if (expiry) clearTimeout(expiry);
-    end(ENDED);
+    interrupt?.();
     // Not awaited: an async generator runs return() only after a pending next() settles.
     Promise.resolve()
       .then(() => it.return?.())
       .catch(() => {});
   }
 
+  const unauthenticated = () =>
+    new UnauthenticatedError('your session or API token has expired or been revoked: sign in and subscribe again');
+
   return {
     async next() {
-      if (finished) return { done: true, value: undefined };
-      const pending = it.next();
-      // Abandoned when the caller's access ends first; its rejection must not go unhandled.
-      pending.catch(() => {});
-      const r = await Promise.race([pending, ending]);
-      if (r === REVOKED) {
+      if (revoked && !finished) {
         finish();
-        throw new UnauthenticatedError(
-          'your session or API token has expired or been revoked: sign in and subscribe again',
-        );
+        throw unauthenticated();
       }
-      if (r === ENDED) return { done: true, value: undefined };
+      if (finished) return { done: true, value: undefined };
+      const r = await new Promise<IteratorResult<T> | undefined>((resolve, reject) => {
+        interrupt = () => resolve(undefined);
+        it.next().then(resolve, reject);
+      }).finally(() => {
+        interrupt = undefined;
+      });
+      if (revoked && !finished) {
+        finish();
+        throw unauthenticated();
+      }
+      if (!r || finished) return { done: true, value: undefined };
       if (r.done) finish();
       return r;
     },
@@ -179,57 +188,6 @@ function guardSubscriptionFields(
   return { ...resolvers, Subscription: guarded } as IResolvers<unknown, Context>;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Errors: only client errors keep their message.
-
-/** A request-level refusal by mercurius or fastify (CSRF, bad body, rate limit): the client's, with its status. */
-function isRequestError(err: Error): boolean {
-  const status = (err as { statusCode?: number }).statusCode;
-  return typeof status === 'number' && status >= 400 && status < 500;
-}
-
-/** The errors mercurius wraps in one request-level error (validation, method): each reported on its own. */
-function expand(err: GraphQLError): GraphQLError[] {
-  const original = err.originalError as (Error & { errors?: unknown; code?: string }) | undefined;
-  if (!original || !Array.isArray(original.errors) || !isRequestError(original)) return [err];
-  const fallback =
-    original.code === 'MER_ERR_GQL_VALIDATION' ? 'GRAPHQL_VALIDATION_FAILED' : (original.code ?? 'BAD_REQUEST');
-  return (original.errors as Error[]).map((inner) => {
-    const gql = isGraphQLError(inner) ? inner : undefined;
-    return new CjsGraphQLError(inner.message, {
-      nodes: gql?.nodes,
-      source: gql?.source,
-      positions: gql?.positions,
-      extensions: { ...gql?.extensions, code: gql?.extensions?.code ?? fallback },
-    });
-  });
-}
-
-/** The only codes a client sees; anything else is an internal error, logged here and reported without details. */
-function formatError(err: GraphQLError, deps: GatewayDeps): GraphQLError {
-  const original = err.originalError;
-  if (!original || original instanceof ClientError || isGraphQLError(original) || isRequestError(original)) {
-    // Validation and parse errors (no original error) are the client's: keep their message and location.
-    const code =
-      original instanceof ClientError
-        ? original.code
-        : original && isRequestError(original)
-          ? String((original as { code?: string }).code ?? 'BAD_REQUEST')
-          : ((err.extensions?.code as string | undefined) ?? 'GRAPHQL_VALIDATION_FAILED');
-    const extensions = original instanceof ClientError ? original.extensions : err.extensions;
-    return new CjsGraphQLError(err.message, {
-      nodes: err.nodes,
-      source: err.source,
-      positions: err.positions,
-      path: err.path,
-      originalError: original,
-      extensions: { ...extensions, code },
-    });
-  }
-  deps.log.error({ err: original, path: err.path }, 'resolver failed');
-  return new CjsGraphQLError('internal error', { path: err.path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
-}
-
 /** graphql-over-http: 200 when there is data; else the status of a lone request-level error; a bare GraphQL error is 400. */
 function statusOf(execution: { data?: unknown; statusCode?: number; errors: readonly GraphQLError[] }): number {
   if (execution.data) return 200;
@@ -243,19 +201,18 @@ function statusOf(execution: { data?: unknown; statusCode?: number; errors: read
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** What mercurius' SubscriptionConnection is when it calls `onConnect` (as a method): the upgrade request's context. */
-interface ConnectionThis {
-  context?: { request?: FastifyRequest };
-  socket?: { close(code?: number, reason?: string): void };
-}
+type SubscriptionField = {
+  subscribe?: GraphQLFieldResolver<unknown, unknown>;
+  resolve?: GraphQLFieldResolver<unknown, unknown>;
+};
 
-/** Registers `/graphql` (queries, mutations; subscriptions over graphql-ws on the same path) and GraphiQL. */
+/** Registers `/graphql` (queries and mutations; subscriptions over graphql-ws on the same path) and GraphiQL. */
 export async function registerGraphQL(app: FastifyInstance, deps: GatewayDeps, auth: Authenticator): Promise<void> {
   const typeDefs = [ROOT, ...modules.map((m) => m.typeDefs)].join('\n');
-  const limits = queryLimits(deps.config);
-  const rules = limitRules(deps.config);
+  const limits = queryLimits(deps.config, Object.assign({}, ...modules.map((m) => m.listSizes ?? {})));
+  const rules = limitRules(limits);
   const stillValid = sharedValidity(auth, SUBSCRIPTION_CHECK_MS / 2);
-  const resolvers = guardSubscriptionFields(
+  const { Subscription: subscriptionFields, ...resolvers } = guardSubscriptionFields(
     mergeResolvers([
       {
         typeDefs: '',
@@ -269,17 +226,13 @@ export async function registerGraphQL(app: FastifyInstance, deps: GatewayDeps, a
     ]),
     stillValid,
     deps,
-  );
+  ) as Record<string, unknown>;
   await app.register(mercurius, {
     schema: typeDefs,
     resolvers: resolvers as IResolvers,
     graphiql: true,
     path: '/graphql',
-    // mercurius' defaults, plus the WebSocket handshake's Sec-WebSocket-Key: a `Sec-` header no page script can set,
-    // so it marks a real upgrade (which authenticates in connection_init, checking the Origin of cookies).
-    csrfPrevention: {
-      requiredHeaders: ['x-mercurius-operation-name', 'mercurius-require-preflight', 'sec-websocket-key'],
-    },
+    csrfPrevention: true,
     allowBatchedQueries: false,
     // Compile a query to JavaScript (graphql-jit) from its second execution: the same few queries repeat all day.
     jit: 1,
@@ -293,21 +246,6 @@ export async function registerGraphQL(app: FastifyInstance, deps: GatewayDeps, a
       reply,
       request,
     }),
-    subscription: {
-      context: (_socket, request) => ({ deps, request, caller: null }),
-      // mercurius calls this as a method of the connection, whose context holds the upgrade request (cookies).
-      onConnect: async function (this: ConnectionThis, data: { payload: Record<string, unknown> | undefined }) {
-        const request = this?.context?.request;
-        const caller = request ? await auth.fromConnectionInit(data.payload ?? undefined, request) : null;
-        if (!caller) {
-          // graphql-ws' close code for "Unauthorized": clients stop instead of retrying.
-          this?.socket?.close(4401, 'Unauthorized');
-          return false;
-        }
-        return { caller };
-      },
-      keepAlive: 15_000,
-    },
     errorFormatter: (execution, context) => {
       const errors = execution.errors.flatMap(expand).map((e) => formatError(e, deps));
       (context.reply?.log ?? context.app.log).debug({ errors }, 'graphql errors');
@@ -323,14 +261,29 @@ export async function registerGraphQL(app: FastifyInstance, deps: GatewayDeps, a
     const [err] = checkVariables(schema, document, limits, variables);
     if (err) throw err;
   });
-  // mercurius does not validate subscription documents (graphql's subscribe() assumes a valid one): do it here.
-  // The limits first: they are cheap, and an abusive document should not reach the costlier specified rules.
-  app.graphql.addHook('preSubscriptionExecution', (schema, document) => {
-    const [err] = [...validate(schema, document, rules), ...validate(schema, document, specifiedRules)];
-    if (err)
-      throw new CjsGraphQLError(err.message, {
-        nodes: err.nodes,
-        extensions: { ...err.extensions, code: err.extensions.code ?? 'GRAPHQL_VALIDATION_FAILED' },
-      });
+  // Subscriptions are served by graphql-ws' server on the same path (see websocket.ts), on mercurius' schema.
+  const subscriptionType = app.graphql.schema.getSubscriptionType();
+  for (const [name, field] of Object.entries((subscriptionFields ?? {}) as Record<string, SubscriptionField>)) {
+    const target = subscriptionType?.getFields()[name];
+    if (!target) throw new Error(`Subscription.${name} has resolvers but is not in the schema`);
+    target.subscribe = field.subscribe;
+    if (field.resolve) target.resolve = field.resolve;
+  }
+  const upgradeLimit = app.createRateLimit({
+    max: deps.config.requestsPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (req) => `ws:${(req as unknown as { ip: string }).ip}`,
+  });
+  registerSubscriptionServer(app, deps, auth, {
+    path: '/graphql',
+    schema: app.graphql.schema,
+    rules,
+    limits,
+    maxTokens: MAX_TOKENS,
+    clientAddress: clientAddress(deps.config.trustProxy),
+    allowUpgrade: async (ip) => {
+      const verdict = await upgradeLimit({ ip, routeOptions: {} } as never);
+      return verdict.isAllowed || !verdict.isExceeded;
+    },
   });
 }

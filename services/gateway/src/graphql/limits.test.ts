@@ -12,7 +12,7 @@ const schema = graphqlCjs.buildSchema(/* GraphQL */ `
 const config = { maxQueryDepth: 4, maxQueryCost: 1000, maxAliases: 3 };
 
 function errorsOf(doc: string, cfg = config) {
-  return graphqlCjs.validate(schema, parse(doc), limitRules(cfg)).map((e) => ({
+  return graphqlCjs.validate(schema, parse(doc), limitRules(queryLimits(cfg))).map((e) => ({
     message: e.message,
     rule: e.extensions.rule,
     limit: e.extensions.limit,
@@ -57,6 +57,13 @@ describe('query limits (validation rules)', () => {
     expect(errorsOf('{ users(first: 100) { friends(first: 100) { id } } }')).toEqual([
       expect.objectContaining({ rule: 'maxQueryCost', limit: 1000, actual: 1 + 100 * (1 + 100) }),
     ]);
+  });
+
+  it('uses a list’s known size when it takes no first/limit', () => {
+    const document = parse('{ viewer { friends { id } } users { id } }');
+    const op = document.definitions[0] as OperationDefinitionNode;
+    const limits = { defaultListSize: DEFAULT_LIST_SIZE, listSizes: { 'User.friends': 4 } };
+    expect(measureOperation(schema, document, op, limits).cost).toBe(1 + (1 + 4 * 1) + (1 + DEFAULT_LIST_SIZE * 1));
   });
 
   it('re-checks the cost with the actual variables of the request', () => {

@@ -21,6 +21,8 @@ export interface QueryLimits {
   maxAliases: number;
   /** Assumed length of a list field without a `first`/`limit` argument (or with a variable and no value known). */
   defaultListSize: number;
+  /** Known bounds of particular lists (`Type.field`), used instead of `defaultListSize`. */
+  listSizes?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -34,12 +36,16 @@ const { getNamedType, getNullableType, isCompositeType, isInterfaceType, isListT
 export const DEFAULT_LIST_SIZE = 50;
 const PAGE_ARGS = ['first', 'limit'];
 
-export function queryLimits(config: Pick<GatewayConfig, 'maxQueryDepth' | 'maxQueryCost' | 'maxAliases'>): QueryLimits {
+export function queryLimits(
+  config: Pick<GatewayConfig, 'maxQueryDepth' | 'maxQueryCost' | 'maxAliases'>,
+  listSizes: Readonly<Record<string, number>> = {},
+): QueryLimits {
   return {
     maxDepth: config.maxQueryDepth,
     maxCost: config.maxQueryCost,
     maxAliases: config.maxAliases,
     defaultListSize: DEFAULT_LIST_SIZE,
+    listSizes,
   };
 }
 
@@ -65,7 +71,7 @@ function intValue(node: ValueNode | undefined, op: OperationDefinitionNode, vari
 /**
  * Depth and estimated cost of one operation, fragments expanded (each fragment measured once, so a document that
  * spreads fragments into fragments cannot make this walk exponential). Cost: every field 1; the selections under a
- * list of objects count once per item: `first`/`limit` when given, else `defaultListSize`. Introspection
+ * list of objects count once per item: `first`/`limit` when given, else the list's known size, else `defaultListSize`. Introspection
  * (`__schema`, `__type`) costs 1: its size is the schema's, not the caller's choice; its own depth allowance and
  * MaxIntrospectionDepthRule bound it.
  */
@@ -73,7 +79,7 @@ export function measureOperation(
   schema: GraphQLSchema,
   document: DocumentNode,
   op: OperationDefinitionNode,
-  limits: Pick<QueryLimits, 'defaultListSize'>,
+  limits: Pick<QueryLimits, 'defaultListSize' | 'listSizes'>,
   variables?: Record<string, unknown>,
 ): Measure {
   const fragments = new Map<string, FragmentDefinitionNode>();
@@ -121,7 +127,8 @@ export function measureOperation(
         let items = 1;
         if (nullable && isListType(nullable) && named && isCompositeType(named) && !named.name.startsWith('__')) {
           const arg = sel.arguments?.find((a) => PAGE_ARGS.includes(a.name.value));
-          items = Math.max(0, intValue(arg?.value, op, variables) ?? limits.defaultListSize);
+          const known = parent ? limits.listSizes?.[`${parent.name}.${name}`] : undefined;
+          items = Math.max(0, intValue(arg?.value, op, variables) ?? known ?? limits.defaultListSize);
         }
         const cost = 1 + items * child.cost;
         if (name === '__schema' || name === '__type') {
@@ -228,10 +235,7 @@ export function checkOperation(
  * the document, so mercurius may cache their verdict per query text; `checkVariables` re-checks the cost once the
  * variables are known.
  */
-export function limitRules(
-  config: Pick<GatewayConfig, 'maxQueryDepth' | 'maxQueryCost' | 'maxAliases'>,
-): ValidationRule[] {
-  const limits = queryLimits(config);
+export function limitRules(limits: QueryLimits): ValidationRule[] {
   const depthAndCost: ValidationRule = (context) => ({
     OperationDefinition(op) {
       for (const err of checkOperation(context.getSchema(), context.getDocument(), op, limits))

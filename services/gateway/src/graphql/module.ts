@@ -7,4 +7,6 @@ export type Context = GatewayContext & MercuriusContext;
 export interface GraphQLModule {
   typeDefs: string;
   resolvers: IResolvers<unknown, Context>;
+  /** Bounds of the module's lists that take no `first`/`limit` (`Type.field`: items), for the query cost estimate. */
+  listSizes?: Readonly<Record<string, number>>;
 }

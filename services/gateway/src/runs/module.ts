@@ -6,6 +6,7 @@ import type { Context, GraphQLModule } from '../graphql/module.ts';
 import { cancelRun, retryRun } from './commands.ts';
 import { replayDeadLetter } from './dead-letters.ts';
 import { runEventStream } from './events.ts';
+import { MAX_BATCH } from './hub.ts';
 import { listRuns, loadRunView, PAGE_DEFAULT, type RunFilter } from './queries.ts';
 import { outputViews, type RunView } from './view.ts';
 
@@ -123,6 +124,13 @@ const typeDefs = /* GraphQL */ `
     retryable: Boolean
   }
 
+  "Events of one run, in publish order."
+  type RunUpdate {
+    runId: ID!
+    "The first message carries the run's events so far (at most ${MAX_BATCH} a message), each later one those published since."
+    events: [RunEvent!]!
+  }
+
   type DeadLetterReplay {
     seq: Float!
     "The original subject the message was published to again."
@@ -150,8 +158,8 @@ const typeDefs = /* GraphQL */ `
   }
 
   extend type Subscription {
-    "Every event of the run from its first, in publish order, then live."
-    runUpdated(runId: ID!): RunEvent!
+    "Every event of the run from its first, in publish order, then live: events that arrive together come in one message."
+    runUpdated(runId: ID!): RunUpdate!
     "Every run event of the organization from now on."
     runsFeed: RunEvent!
   }
@@ -166,6 +174,8 @@ type RunLike = Partial<RunView> & {
 
 export const runsModule: GraphQLModule = {
   typeDefs,
+  // A run writes one output per file or spreadsheet.
+  listSizes: { 'Run.outputs': 10, 'RunEvent.outputs': 10 },
   resolvers: {
     // RunViews resolve every field by name; these also let an entity stand in for one.
     Run: {

@@ -44,6 +44,24 @@ function collect<T>(client: Client, query: string, variables: Record<string, unk
   return { state, dispose };
 }
 
+/** `runUpdated`'s events as they arrive (flattened), and the messages that carried them. */
+function collectRun<T>(client: Client, runId: string, fields: string) {
+  const query = `subscription($id: ID!) { runUpdated(runId: $id) { runId events { ${fields} } } }`;
+  const messages = collect<{ runId: string; events: T[] }>(client, query, { id: runId });
+  const state = {
+    get items() {
+      return messages.state.items.flatMap((m) => m.events);
+    },
+    get messages() {
+      return messages.state.items;
+    },
+    get errors() {
+      return messages.state.errors;
+    },
+  };
+  return { state, dispose: messages.dispose };
+}
+
 /** Codes of a subscription's errors, whatever form graphql-ws delivered them in. */
 const codesOf = (errors: unknown) =>
   (Array.isArray(errors) ? errors : [errors]).map((e) => (e as { extensions?: { code?: string } }).extensions?.code);
@@ -103,11 +121,12 @@ describe('run subscriptions over graphql-ws', () => {
     for (let i = 1; i <= 100; i++) await progress(runId, a.orgId, i * 0.5, i * 10);
 
     // Subscribed after all of that was published.
-    const sub = collect<RunEvent>(client(a), `subscription($id: ID!) { runUpdated(runId: $id) { ${EVENT_FIELDS} } }`, {
-      id: runId,
-    });
+    const sub = collectRun<RunEvent>(client(a), runId, EVENT_FIELDS);
     await waitFor(() => sub.state.items.length >= 102 || sub.state.errors, { what: '102 replayed events' });
     expect(sub.state.errors).toBeNull();
+    // The history so far comes in one message.
+    expect(sub.state.messages[0]).toMatchObject({ runId });
+    expect(sub.state.messages[0]!.events).toHaveLength(102);
     expect(sub.state.items.slice(0, 2).map((e) => [e.kind, e.status])).toEqual([
       ['queued', 'queued'],
       ['started', 'running'],
@@ -152,12 +171,12 @@ describe('run subscriptions over graphql-ws', () => {
     const jobId = await seedJob(h, a);
     const runId = await seedRun(h, a, jobId);
     for (let i = 1; i <= 10; i++) await progress(runId, a.orgId, i, i);
-    const query = `subscription($id: ID!) { runUpdated(runId: $id) { percent seq } }`;
-    const early = [1, 2, 3].map(() => collect<{ percent: number; seq: number }>(client(a), query, { id: runId }));
+    const watch = () => collectRun<{ percent: number; seq: number }>(client(a), runId, 'percent seq');
+    const early = [1, 2, 3].map(watch);
     await waitFor(() => early.every((s) => s.state.items.length >= 10), { what: 'the early watchers’ history' });
     expect(await consumersOf(runId)).toBe(1);
     for (let i = 11; i <= 20; i++) await progress(runId, a.orgId, i, i);
-    const late = collect<{ percent: number; seq: number }>(client(a), query, { id: runId });
+    const late = watch();
     await waitFor(() => [...early, late].every((s) => s.state.items.length >= 20), { what: 'every event everywhere' });
     for (const s of [...early, late]) {
       expect(s.state.errors).toBeNull();
@@ -170,9 +189,7 @@ describe('run subscriptions over graphql-ws', () => {
 
   it('runUpdated of a quiet run ends its consumer on unsubscribe too (no event needed to notice)', async () => {
     const runId = await seedRun(h, a, await seedJob(h, a));
-    const sub = collect<RunEvent>(client(a), `subscription($id: ID!) { runUpdated(runId: $id) { kind } }`, {
-      id: runId,
-    });
+    const sub = collectRun<RunEvent>(client(a), runId, 'kind');
     await waitFor(async () => (await consumersOf(runId)) === 1, { what: 'the subscription’s consumer' });
     sub.dispose();
     await waitFor(async () => (await consumersOf(runId)) === 0, { what: 'the consumer to be removed' });
@@ -182,18 +199,23 @@ describe('run subscriptions over graphql-ws', () => {
   it('removes a subscription’s consumer when the client’s connection closes without unsubscribing', async () => {
     const runId = await seedRun(h, a, await seedJob(h, a));
     const c = h.ws(a);
-    collect<RunEvent>(c, `subscription($id: ID!) { runUpdated(runId: $id) { kind } }`, { id: runId });
+    collectRun<RunEvent>(c, runId, 'kind');
     await waitFor(async () => (await consumersOf(runId)) === 1, { what: 'the subscription’s consumer' });
     await c.dispose();
     await waitFor(async () => (await consumersOf(runId)) === 0, { what: 'the consumer to be removed' });
   });
 
+  it('answers queries and mutations over the WebSocket with BAD_REQUEST (they go to POST /graphql)', async () => {
+    const sub = collect(client(a), '{ me { id } }');
+    await waitFor(() => sub.state.errors, { what: 'the query to be refused' });
+    expect(codesOf(sub.state.errors)).toEqual(['BAD_REQUEST']);
+    expect(sub.state.items).toEqual([]);
+  });
+
   it('runUpdated of another organization’s run is NOT_FOUND and reads nothing', async () => {
     const runId = await seedRun(h, a, await seedJob(h, a));
     await progress(runId, a.orgId, 10, 1);
-    const sub = collect<RunEvent>(client(b), `subscription($id: ID!) { runUpdated(runId: $id) { kind } }`, {
-      id: runId,
-    });
+    const sub = collectRun<RunEvent>(client(b), runId, 'kind');
     await waitFor(() => sub.state.errors, { what: 'the subscription to be refused' });
     expect(codesOf(sub.state.errors)).toContain('NOT_FOUND');
     expect(sub.state.items).toEqual([]);
