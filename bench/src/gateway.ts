@@ -4,8 +4,8 @@
 //   keep-alive connections; latency from send to full response. Target p99 ≤ 20 ms. Baseline in the same run:
 //   the gateway's `/healthz` at the same rate (fastify, no GraphQL, no database), and the ratio.
 // - run_updated: `subscribers` graphql-ws clients subscribed to `runUpdated` of one run, then a burst of `events`
-//   progress events published to EVENTS (each awaited, as a worker publishes); delivery latency from each publish to
-//   each client's receipt of the message carrying it (same clock).
+//   progress events published to EVENTS at once from a worker thread (gateway/burst-publisher.ts); delivery latency
+//   from each event's publish to each client's receipt of the message carrying it (one clock across threads).
 //   Target p99 ≤ 100 ms. Baseline in the same run: one ordered JetStream consumer in this process on the same
 //   subject (what NATS alone costs), and the ratio.
 import { loadavg } from 'node:os';
