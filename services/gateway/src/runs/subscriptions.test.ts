@@ -212,6 +212,28 @@ describe('run subscriptions over graphql-ws', () => {
     expect(sub.state.items).toEqual([]);
   });
 
+  it('allows 100 operations on one connection and refuses the next with RATE_LIMITED', async () => {
+    const runId = await seedRun(h, a, await seedJob(h, a));
+    const c = client(a);
+    const open = Array.from({ length: 100 }, () => collectRun<RunEvent>(c, runId, 'kind'));
+    await waitFor(async () => (await consumersOf(runId)) === 1, { what: 'the run’s consumer' });
+    const extra = collectRun<RunEvent>(c, runId, 'kind');
+    await waitFor(() => extra.state.errors, { what: 'the 101st operation to be refused' });
+    expect(codesOf(extra.state.errors)).toEqual(['RATE_LIMITED']);
+    expect(open.every((s) => s.state.errors === null)).toBe(true);
+    for (const s of open) s.dispose();
+    await waitFor(async () => (await consumersOf(runId)) === 0, { what: 'the consumer to be removed' });
+  });
+
+  it('refuses WebSocket upgrades on any path but /graphql', async () => {
+    const refused = await new Promise<string>((resolve) => {
+      const ws = new WebSocket(h.wsUrl.replace('/graphql', '/elsewhere'), 'graphql-transport-ws');
+      ws.onopen = () => resolve('opened');
+      ws.onerror = () => resolve('refused');
+    });
+    expect(refused).toBe('refused');
+  });
+
   it('runUpdated of another organization’s run is NOT_FOUND and reads nothing', async () => {
     const runId = await seedRun(h, a, await seedJob(h, a));
     await progress(runId, a.orgId, 10, 1);
