@@ -21,6 +21,20 @@ function literal(client: pg.PoolClient, v: unknown): string {
   return client.escapeLiteral(JSON.stringify(v));
 }
 
+/**
+ * A simple-protocol query through node-pg's callback form. Its promise form (`client.query(text)` without a callback)
+ * kept every result alive across young-generation collections in the gateway: ~10 KB per call promoted to the old
+ * generation at 500 calls/s, scavenges of 10 ms instead of 1-2 (found with `--trace-gc-nvp`; `pool.query`, which
+ * passes a callback inside, never showed it).
+ */
+function simpleQuery(client: pg.PoolClient, text: string): Promise<pg.QueryResult | pg.QueryResult[]> {
+  return new Promise((resolve, reject) => {
+    client.query(text, (err: Error | undefined, result: pg.QueryResult | pg.QueryResult[]) =>
+      err ? reject(err) : resolve(result),
+    );
+  });
+}
+
 /** `?` → `$1, $2, …` (our statements have no `?` inside literals or operators). */
 function numbered(text: string): string {
   let n = 0;
@@ -84,7 +98,7 @@ export class FastSql {
       for (let attempt = 1; ; attempt++) {
         const prepare = known.has(p.name) ? '' : `prepare ${p.name} as ${p.text};\n`;
         try {
-          const results = (await client.query(`${enter};\n${prepare}${execute}`)) as unknown as pg.QueryResult[];
+          const results = (await simpleQuery(client, `${enter};\n${prepare}${execute}`)) as pg.QueryResult[];
           known.add(p.name);
           return (results.at(-1)?.rows ?? []) as R[];
         } catch (err) {

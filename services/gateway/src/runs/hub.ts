@@ -19,6 +19,8 @@ const BATCHES_KEPT = 64;
 const LINGER_FROM_SUBSCRIBERS = 100;
 const QUIET_MS = 2;
 const MAX_LINGER_MS = 20;
+/** Subscribers woken per turn of the event loop (each then writes its message). */
+const WAKE_SLICE = 250;
 
 /**
  * The GraphQL `RunUpdate`: the events of a run a subscriber has not seen yet, in publish order. Subscribers at the
@@ -162,10 +164,16 @@ class Channel {
     return batch;
   }
 
+  /** Wakes the waiting subscribers WAKE_SLICE at a time, so that sending to thousands leaves room for other requests. */
   #notify(): void {
     const waiting = [...this.#wake];
     this.#wake.clear();
-    for (const w of waiting) w();
+    const wakeFrom = (start: number) => {
+      const end = Math.min(waiting.length, start + WAKE_SLICE);
+      for (let i = start; i < end; i++) waiting[i]!();
+      if (end < waiting.length) setImmediate(() => wakeFrom(end));
+    };
+    wakeFrom(0);
   }
 
   async join(): Promise<AsyncIterableIterator<RunUpdateBatch>> {

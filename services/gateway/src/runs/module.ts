@@ -179,12 +179,14 @@ export const runsModule: GraphQLModule = {
   resolvers: {
     // RunViews resolve every field by name; these also let an entity stand in for one.
     Run: {
-      job: async (src: unknown, _args: unknown, ctx: Context) => {
+      // Synchronous when the row carries the name (every listing does): no promise per run of a page.
+      job: (src: unknown, _args: unknown, ctx: Context) => {
         const run = src as RunLike;
         if (typeof run.job.name === 'string') return { id: run.job.id, name: run.job.name };
         const caller = requireCaller(ctx, 'read');
-        const job = await tenantOf(ctx, 'read').findOne(Job, { id: run.job.id, organization: caller.organizationId });
-        return { id: run.job.id, name: job?.name ?? '' };
+        return tenantOf(ctx, 'read')
+          .findOne(Job, { id: run.job.id, organization: caller.organizationId })
+          .then((job) => ({ id: run.job.id, name: job?.name ?? '' }));
       },
       outputs: (src: unknown) => {
         const run = src as RunLike;
