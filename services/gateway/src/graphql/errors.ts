@@ -2,7 +2,7 @@ import mercurius from 'mercurius';
 
 /**
  * Errors a client may see, each with its `extensions.code`. Anything else that escapes a resolver is reported as
- * INTERNAL_SERVER_ERROR with a generic message (see `formatError` in graphql/index.ts): no stack traces, no SQL.
+ * INTERNAL_SERVER_ERROR with a generic message (see `formatError` in graphql/format.ts): no stack traces, no SQL.
  */
 export type ClientErrorCode =
   | 'BAD_USER_INPUT'

@@ -89,8 +89,9 @@ export function registerSubscriptionServer(
         ctx.extra.caller = caller;
         return true;
       },
-      // Errors returned here reach the client through onError. The whole check here (parse with a token limit, the limits, graphql's rules, the cost with the variables):
-      // graphql-ws does no validation of its own when this returns the execution arguments.
+      // The whole check of an operation (graphql-ws validates nothing itself when this returns execution arguments):
+      // parse with a token limit, our limits, graphql's rules, the cost with the variables. Errors returned here reach
+      // the client through onError.
       onSubscribe(ctx, id, payload) {
         if (Object.keys(ctx.subscriptions).length > MAX_SUBSCRIPTIONS_PER_CONNECTION) {
           return [
@@ -106,10 +107,10 @@ export function registerSubscriptionServer(
         } catch (err) {
           return [err as GraphQLError];
         }
-        const invalid = [
-          ...validate(opts.schema, document, opts.rules),
-          ...validate(opts.schema, document, specifiedRules),
-        ];
+        // The limits first: they are cheap, and an abusive document should not reach the costlier specified rules.
+        const overLimits = validate(opts.schema, document, opts.rules);
+        if (overLimits.length) return overLimits;
+        const invalid = validate(opts.schema, document, specifiedRules);
         if (invalid.length) return invalid;
         const operation = getOperationAST(document, payload.operationName);
         if (operation?.operation !== 'subscription') {
