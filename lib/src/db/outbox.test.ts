@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connectNats } from '../nats/connect.ts';
 import { ensureStream } from '../nats/provision.ts';
 import { uniqueName, waitFor } from '../testing/index.ts';
-import { AdAccount, Connection, Job, newId, Organization, OutboxMessage, Run } from './entities.ts';
+import { Job, newId, OutboxMessage, Run } from './entities.ts';
+import { seedAccount } from './fixtures/seed.ts';
 import { freshDatabaseUrl } from './fixtures/test-database.ts';
 import { migrate, openDatabase } from './orm.ts';
 import { addToOutbox, relayOutboxBatch, startOutboxRelay } from './outbox.ts';
@@ -29,27 +30,11 @@ beforeAll(async () => {
   js = jetstream(nc);
   jsm = await jetstreamManager(nc);
   await ensureStream(jsm, streams.reportTasks);
+  const seeded = await seedAccount(orm);
   const em = orm.em.fork();
-  const org = em.create(Organization, { name: 'Acme' });
-  const conn = em.create(Connection, {
-    organization: org,
-    platform: 'demo',
-    label: 'demo',
-    sealedRefreshToken: 'v1.k.x.y.z',
-    keyId: 'k',
-  });
-  const account = em.create(AdAccount, {
-    organization: org,
-    connection: conn,
-    platform: 'demo',
-    platformAccountId: '123',
-    name: 'Demo',
-    currency: 'EUR',
-    timeZone: 'Europe/Prague',
-  });
   const j = em.create(Job, {
-    organization: org,
-    account,
+    organization: seeded.orgId,
+    account: seeded.accountId,
     name: 'Weekly',
     reportType: 'campaigns',
     params: {},
@@ -57,7 +42,7 @@ beforeAll(async () => {
     notify: {},
   });
   await em.flush();
-  job = { orgId: org.id, jobId: j.id, accountId: account.id, connectionId: conn.id };
+  job = { orgId: seeded.orgId, jobId: j.id, accountId: seeded.accountId, connectionId: seeded.connectionId };
 });
 afterAll(async () => {
   await nc?.drain();

@@ -143,10 +143,9 @@ class Channel {
       setImmediate(wake);
       return;
     }
-    const firstAt = now;
     const check = () => {
       const t = performance.now();
-      if (t - this.#lastEventAt >= QUIET_MS || t - firstAt >= MAX_LINGER_MS) wake();
+      if (t - this.#lastEventAt >= QUIET_MS || t - now >= MAX_LINGER_MS) wake();
       else setTimeout(check, QUIET_MS);
     };
     setTimeout(check, QUIET_MS);
