@@ -261,7 +261,7 @@ async function subscriptionPhase(
       else latencies.push(t - publishedAt[i]!);
     });
   }
-  const baseLat = baselineTimes.filter((t) => !Number.isNaN(t)).map((t, i) => t - publishedAt[i]!);
+  const baseLat = baselineTimes.map((t, i) => t - publishedAt[i]!).filter((ms) => !Number.isNaN(ms));
   const sub = percentiles(latencies);
   const base = percentiles(baseLat);
   printFigure({ bench: 'gateway', figure: 'baseline_ordered_consumer', events, delivered: baseLat.length, ...base });
