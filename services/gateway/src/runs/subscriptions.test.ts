@@ -124,9 +124,12 @@ describe('run subscriptions over graphql-ws', () => {
     const sub = collectRun<RunEvent>(client(a), runId, EVENT_FIELDS);
     await waitFor(() => sub.state.items.length >= 102 || sub.state.errors, { what: '102 replayed events' });
     expect(sub.state.errors).toBeNull();
-    // The history so far comes in one message.
     expect(sub.state.messages[0]).toMatchObject({ runId });
-    expect(sub.state.messages[0]!.events).toHaveLength(102);
+    // Once the replica holds the history, a newcomer gets all of it in its first message.
+    const late = collectRun<RunEvent>(client(a), runId, 'seq');
+    await waitFor(() => late.state.messages.length > 0 || late.state.errors, { what: 'the newcomer’s first message' });
+    expect(late.state.messages[0]!.events).toHaveLength(102);
+    late.dispose();
     expect(sub.state.items.slice(0, 2).map((e) => [e.kind, e.status])).toEqual([
       ['queued', 'queued'],
       ['started', 'running'],
